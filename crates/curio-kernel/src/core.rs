@@ -1,0 +1,262 @@
+//! The kernel's state on its thread (`Core`), the part other threads may touch (`Shared`), and the
+//! thread-local that makes the running kernel current.
+
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::Wake;
+use std::time::Duration;
+
+use async_task::Runnable;
+use concurrent_queue::ConcurrentQueue;
+use curio_reactor::{Notifier, Reactor};
+use curio_time::TimeDriver;
+
+use crate::task::Header;
+
+static NEXT_KERNEL_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the kernel running on this thread, if any.
+pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
+    CURRENT.with(|c| f(c.borrow().as_deref()))
+}
+
+/// Makes `core` the running kernel of this thread.
+///
+/// # Panics
+///
+/// When a kernel already runs on this thread.
+pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        assert!(
+            c.is_none(),
+            "only one curio kernel can run on a thread: a kernel is already running here \
+             (Kernel::run and curio::run cannot be called from inside a task)"
+        );
+        *c = Some(core.clone());
+    });
+    EnterGuard {
+        _time: core.time.enter(),
+        _reactor: core.reactor.enter(),
+    }
+}
+
+pub(crate) struct EnterGuard {
+    _time: curio_time::EnterGuard,
+    _reactor: curio_reactor::EnterGuard,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// One entry of the ready queue.
+pub(crate) enum Entry {
+    Task(Runnable),
+    /// The main future of `Kernel::run`, with the number of the run that owns it.
+    Main(u64),
+}
+
+/// Work handed to the kernel by other threads.
+pub(crate) enum Remote {
+    Task(Runnable),
+    Main(u64),
+    Call(Box<dyn FnOnce() + Send>),
+}
+
+/// Settings a kernel is built with; other crates read them through [`config`](crate::config).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Config {
+    /// The worker pool's thread limit, if set by the builder.
+    pub max_worker_threads: Option<usize>,
+    /// How long an idle worker thread waits for work before it exits, if set by the builder.
+    pub worker_idle_timeout: Option<Duration>,
+    /// Whether the kernel runs on a virtual clock.
+    pub virtual_clock: bool,
+}
+
+/// The part of a kernel that other threads reach: the remote queue and the wake.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) remote: ConcurrentQueue<Remote>,
+    pub(crate) notifier: Notifier,
+    /// Jobs running elsewhere that will wake a task (thread-pool calls): while any is
+    /// outstanding, a virtual clock does not jump.
+    pub(crate) outstanding: AtomicUsize,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Shared {
+    /// The schedule function of every task: a wake on the kernel's own thread pushes to the local
+    /// ready queue; any other wake goes through the remote queue and the reactor's notifier.
+    pub(crate) fn schedule(self: &Arc<Shared>, r: Runnable) {
+        let mut r = Some(r);
+        // If thread-local storage is being torn down, only the remote path is left.
+        let _ = CURRENT.try_with(|c| {
+            if let Ok(c) = c.try_borrow()
+                && let Some(core) = c.as_deref()
+                && core.shared.id == self.id
+                && let Some(r) = r.take()
+            {
+                core.ready.borrow_mut().push_back(Entry::Task(r));
+            }
+        });
+        if let Some(r) = r {
+            self.push_remote(Remote::Task(r));
+        }
+    }
+
+    pub(crate) fn push_remote(&self, item: Remote) {
+        // A closed queue belongs to a dropped kernel, whose tasks all terminated: the item is
+        // a stale wake or a late call, and dropping it is all that can be done.
+        if self.remote.push(item).is_ok() {
+            self.notifier.notify();
+        }
+    }
+}
+
+/// The waker of a kernel run's main future.
+pub(crate) struct MainWake {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) run: u64,
+    pub(crate) queued: AtomicBool,
+}
+
+impl Wake for MainWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let local = CURRENT
+            .try_with(|c| {
+                if let Ok(c) = c.try_borrow()
+                    && let Some(core) = c.as_deref()
+                    && core.shared.id == self.shared.id
+                {
+                    core.ready.borrow_mut().push_back(Entry::Main(self.run));
+                    return true;
+                }
+                false
+            })
+            .unwrap_or(false);
+        if !local {
+            self.shared.push_remote(Remote::Main(self.run));
+        }
+    }
+}
+
+/// The kernel's state, owned by its thread.
+pub(crate) struct Core {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ready: RefCell<VecDeque<Entry>>,
+    pub(crate) tasks: RefCell<Registry>,
+    pub(crate) current: RefCell<Option<Rc<Header>>>,
+    pub(crate) reactor: Reactor,
+    pub(crate) time: Rc<TimeDriver>,
+    pub(crate) config: Config,
+    pub(crate) extensions: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
+    pub(crate) run_counter: Cell<u64>,
+}
+
+/// Every live task, so shutdown can cancel them and the monitor can list them.
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: Vec<Option<Rc<Header>>>,
+    free: Vec<usize>,
+    live: usize,
+}
+
+impl Registry {
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn all(&self) -> Vec<Rc<Header>> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+}
+
+impl Core {
+    pub(crate) fn new(config: Config) -> std::io::Result<Rc<Core>> {
+        let reactor = Reactor::new()?;
+        let clock: Box<dyn curio_time::Clock> = if config.virtual_clock {
+            Box::new(curio_time::VirtualClock::new())
+        } else {
+            Box::new(curio_time::RealClock)
+        };
+        Ok(Rc::new(Core {
+            shared: Arc::new(Shared {
+                id: NEXT_KERNEL_ID.fetch_add(1, Ordering::Relaxed),
+                remote: ConcurrentQueue::unbounded(),
+                notifier: reactor.notifier(),
+                outstanding: AtomicUsize::new(0),
+                closed: AtomicBool::new(false),
+            }),
+            ready: RefCell::new(VecDeque::with_capacity(256)),
+            tasks: RefCell::new(Registry::default()),
+            current: RefCell::new(None),
+            time: TimeDriver::new(clock),
+            reactor,
+            config,
+            extensions: RefCell::new(Vec::new()),
+            run_counter: Cell::new(0),
+        }))
+    }
+
+    pub(crate) fn register(&self, h: &Rc<Header>) {
+        let mut t = self.tasks.borrow_mut();
+        let slot = match t.free.pop() {
+            Some(s) => {
+                t.slots[s] = Some(h.clone());
+                s
+            }
+            None => {
+                t.slots.push(Some(h.clone()));
+                t.slots.len() - 1
+            }
+        };
+        t.live += 1;
+        h.slot.set(slot);
+    }
+
+    pub(crate) fn unregister(&self, h: &Header) {
+        let slot = h.slot.replace(usize::MAX);
+        if slot == usize::MAX {
+            return;
+        }
+        let removed = {
+            let mut t = self.tasks.borrow_mut();
+            let removed = t.slots[slot].take();
+            t.free.push(slot);
+            t.live -= 1;
+            removed
+        };
+        // The registry's reference is dropped with the registry released.
+        drop(removed);
+    }
+
+    /// Drains the remote queue into the ready queue; runs remote calls.
+    pub(crate) fn drain_remote(&self) {
+        while let Ok(item) = self.shared.remote.pop() {
+            match item {
+                Remote::Task(r) => self.ready.borrow_mut().push_back(Entry::Task(r)),
+                Remote::Main(run) => self.ready.borrow_mut().push_back(Entry::Main(run)),
+                Remote::Call(f) => f(),
+            }
+        }
+    }
+}

@@ -1,0 +1,699 @@
+//! `Kernel`: the run loop with Curio's cycle semantics, shutdown, and the handle other threads use.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::future::Future;
+use std::panic::resume_unwind;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::core::{Config, Core, Entry, MainWake, Remote, Shared, enter, with_core};
+use crate::task::{Header, Name, TaskError, TaskId, poll_task};
+
+/// A kernel: the scheduler, its reactor and its clock, on one thread.
+///
+/// [`run`](Kernel::run) may be called again: tasks left from an earlier run stay parked and
+/// continue. Dropping the kernel shuts it down: every remaining task is cancelled, newest first,
+/// and dropped; its worker threads are stopped and its descriptors closed.
+///
+/// # Examples
+///
+/// ```
+/// let mut kernel = curio_kernel::Kernel::new();
+/// assert_eq!(kernel.run(async { 1 + 1 }), 2);
+/// assert_eq!(kernel.run(async { 3 }), 3);
+/// ```
+pub struct Kernel {
+    core: Rc<Core>,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel")
+            .field("id", &self.core.shared.id)
+            .field("tasks", &self.core.tasks.borrow().len())
+            .finish()
+    }
+}
+
+/// Options for a [`Kernel`].
+#[derive(Debug, Default, Clone)]
+#[must_use = "a builder does nothing until build is called"]
+pub struct KernelBuilder {
+    config: Config,
+}
+
+impl KernelBuilder {
+    /// Runs the kernel on a virtual clock: when every task is blocked, time jumps to the next
+    /// deadline, so timer-heavy tests take no wall time.
+    pub fn virtual_clock(mut self, on: bool) -> KernelBuilder {
+        self.config.virtual_clock = on;
+        self
+    }
+
+    /// The most threads `run_in_thread` may use at once (default 64, or
+    /// `CURIO_MAX_WORKER_THREADS`).
+    pub fn max_worker_threads(mut self, n: usize) -> KernelBuilder {
+        self.config.max_worker_threads = Some(n);
+        self
+    }
+
+    /// How long an idle worker thread waits for work before it exits.
+    pub fn worker_idle_timeout(mut self, d: Duration) -> KernelBuilder {
+        self.config.worker_idle_timeout = Some(d);
+        self
+    }
+
+    /// Builds the kernel.
+    ///
+    /// # Errors
+    ///
+    /// When the operating system refuses the reactor's descriptors.
+    pub fn try_build(self) -> std::io::Result<Kernel> {
+        Ok(Kernel {
+            core: Core::new(self.config)?,
+        })
+    }
+
+    /// Builds the kernel.
+    ///
+    /// # Panics
+    ///
+    /// When the operating system refuses the reactor's descriptors (see
+    /// [`try_build`](Self::try_build)).
+    pub fn build(self) -> Kernel {
+        self.try_build()
+            .expect("curio: cannot create the kernel's reactor")
+    }
+}
+
+impl Default for Kernel {
+    fn default() -> Self {
+        Kernel::new()
+    }
+}
+
+impl Kernel {
+    /// A kernel with default options.
+    ///
+    /// # Panics
+    ///
+    /// When the operating system refuses the reactor's descriptors.
+    pub fn new() -> Kernel {
+        Kernel::builder().build()
+    }
+
+    /// A builder for a kernel with options.
+    pub fn builder() -> KernelBuilder {
+        KernelBuilder::default()
+    }
+
+    /// A handle for other threads: spawn `Send` futures here, wake the kernel, cancel a task.
+    pub fn handle(&self) -> KernelHandle {
+        KernelHandle {
+            shared: self.core.shared.clone(),
+        }
+    }
+
+    /// Number of tasks alive in this kernel (not counting a run's main future).
+    pub fn task_count(&self) -> usize {
+        self.core.tasks.borrow().len()
+    }
+
+    /// Number of live timers.
+    pub fn timer_count(&self) -> usize {
+        self.core.time.timer_count()
+    }
+
+    /// Runs `fut` as the main task until it completes and returns its output.
+    ///
+    /// Other tasks run while it does; those still alive when it returns stay parked in the
+    /// kernel and continue at the next `run` or [`step`](Self::step).
+    ///
+    /// # Panics
+    ///
+    /// - if the main task panics (the panic propagates, after the main future is dropped);
+    /// - if the main task is cancelled (it has no output to return);
+    /// - if a kernel is already running on this thread (calling `run` from a task).
+    pub fn run<F: Future>(&mut self, fut: F) -> F::Output {
+        let core = self.core.clone();
+        let _enter = enter(&core);
+        let run = core.run_counter.get() + 1;
+        core.run_counter.set(run);
+        let h = Header::new(
+            &core,
+            Name::Given("main".into()),
+            false,
+            std::panic::Location::caller(),
+        );
+        core.register(&h);
+        let wake = Arc::new(MainWake {
+            shared: core.shared.clone(),
+            run,
+            queued: AtomicBool::new(true),
+        });
+        let waker = Waker::from(wake.clone());
+        core.ready.borrow_mut().push_back(Entry::Main(run));
+        let mut slot = pin!(Some(fut));
+        let mut main = Some(MainCtx {
+            header: &h,
+            slot: slot.as_mut(),
+            waker: &waker,
+            wake: &wake,
+            run,
+        });
+        loop {
+            if let Some(out) = cycle(&core, &mut main) {
+                match out {
+                    Ok(v) => return v,
+                    Err(e) => match e.try_into_panic() {
+                        Ok(payload) => resume_unwind(payload),
+                        Err(e) => panic!("curio: the main task was cancelled ({e})"),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Runs one scheduling cycle: polls for I/O without blocking, fires expired timers, and runs
+    /// the tasks that were ready when the cycle began (Curio's `kernel.run()` without a
+    /// coroutine: single-stepping).
+    ///
+    /// # Panics
+    ///
+    /// If a kernel is already running on this thread.
+    pub fn step(&mut self) {
+        let core = self.core.clone();
+        let _enter = enter(&core);
+        let mut none: Option<MainCtx<'_, std::future::Pending<()>>> = None;
+        step_cycle(&core, &mut none, true);
+    }
+
+    fn shutdown(&mut self) {
+        let core = self.core.clone();
+        let _enter = enter(&core);
+        let mut none: Option<MainCtx<'_, std::future::Pending<()>>> = None;
+        loop {
+            let mut tasks = core.tasks.borrow().all();
+            if tasks.is_empty() {
+                break;
+            }
+            // Newest first, as Curio's shutdown does.
+            tasks.sort_by_key(|h| std::cmp::Reverse(h.id));
+            for h in tasks {
+                if h.is_terminated() {
+                    continue;
+                }
+                h.request_cancel();
+                while !h.is_terminated() {
+                    cycle(&core, &mut none);
+                }
+            }
+        }
+        core.shared.closed.store(true, Ordering::Release);
+        core.shared.remote.close();
+        // Entries left behind belong to terminated tasks; dropping them drops nothing more.
+        core.ready.borrow_mut().clear();
+        while let Ok(item) = core.shared.remote.pop() {
+            drop(item);
+        }
+        let exts = std::mem::take(&mut *core.extensions.borrow_mut());
+        drop(exts);
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        let running_here = with_core(|c| c.is_some_and(|c| c.shared.id == self.core.shared.id));
+        if running_here {
+            // Dropped from inside its own run (only possible through unsafe tricks or a leak);
+            // nothing can be shut down from here.
+            return;
+        }
+        if with_core(|c| c.is_some()) {
+            // Another kernel runs on this thread (a Kernel dropped inside a task): its own
+            // tasks cannot be run now, so they are dropped without their turn.
+            let core = self.core.clone();
+            core.shared.remote.close();
+            core.ready.borrow_mut().clear();
+            return;
+        }
+        self.shutdown();
+    }
+}
+
+struct MainCtx<'a, F: Future> {
+    header: &'a Rc<Header>,
+    slot: Pin<&'a mut Option<F>>,
+    waker: &'a Waker,
+    wake: &'a Arc<MainWake>,
+    run: u64,
+}
+
+fn cycle<F: Future>(
+    core: &Core,
+    main: &mut Option<MainCtx<'_, F>>,
+) -> Option<Result<F::Output, TaskError>> {
+    step_cycle(core, main, false)
+}
+
+/// One cycle: (1) poll the reactor, blocking only when nothing is ready, (2) take work from other
+/// threads, (3) fire expired timers, (4) run the tasks that were ready at that point, each once.
+fn step_cycle<F: Future>(
+    core: &Core,
+    main: &mut Option<MainCtx<'_, F>>,
+    nonblocking: bool,
+) -> Option<Result<F::Output, TaskError>> {
+    let ready_empty = core.ready.borrow().is_empty() && core.shared.remote.is_empty();
+    let virtual_clock = core.time.is_virtual();
+    let timeout = if !ready_empty || nonblocking || virtual_clock {
+        Some(Duration::ZERO)
+    } else {
+        core.time.park_timeout()
+    };
+    let outcome = core.reactor.poll(timeout).unwrap_or_default();
+    core.drain_remote();
+    if virtual_clock && !nonblocking && ready_empty && core.ready.borrow().is_empty() {
+        let idle = outcome.events == 0
+            && core.shared.remote.is_empty()
+            && core.shared.outstanding.load(Ordering::Acquire) == 0;
+        if !(idle && core.time.jump_to_next()) {
+            // Something runs elsewhere (a worker thread) or nothing is scheduled at all:
+            // wait for a wake or for I/O, without moving the clock.
+            if idle || core.shared.outstanding.load(Ordering::Acquire) > 0 {
+                let _ = core.reactor.poll(None);
+                core.drain_remote();
+            }
+        }
+    }
+    if core.time.timer_count() > 0 {
+        core.time.fire();
+    }
+    let n = core.ready.borrow().len();
+    for _ in 0..n {
+        let entry = core.ready.borrow_mut().pop_front();
+        match entry {
+            Some(Entry::Task(r)) => {
+                r.run();
+            }
+            Some(Entry::Main(run)) => {
+                let Some(m) = main.as_mut() else { continue };
+                if m.run != run {
+                    continue;
+                }
+                m.wake.queued.store(false, Ordering::Release);
+                let mut cx = Context::from_waker(m.waker);
+                if let Poll::Ready(out) = poll_task(core, m.header, m.slot.as_mut(), &mut cx) {
+                    return Some(out);
+                }
+            }
+            None => break,
+        }
+    }
+    None
+}
+
+/// A handle to a kernel for other threads: `Send + Sync + Clone`.
+///
+/// # Examples
+///
+/// ```
+/// let mut kernel = curio_kernel::Kernel::new();
+/// let handle = kernel.handle();
+/// let t = std::thread::spawn(move || handle.spawn(async { 40 + 2 }).join_blocking());
+/// // The kernel runs the remote task while its main task waits for the thread.
+/// let out = kernel.run(async move {
+///     curio_kernel::run_until_thread_done(t).await
+/// });
+/// assert_eq!(out.unwrap().unwrap(), 42);
+/// ```
+#[derive(Clone)]
+pub struct KernelHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for KernelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelHandle")
+            .field("kernel", &self.shared.id)
+            .finish()
+    }
+}
+
+impl KernelHandle {
+    /// Spawns a `Send` future on the kernel from any thread. It starts at the kernel's next cycle.
+    ///
+    /// If the kernel has shut down, the returned handle reports the task as cancelled.
+    pub fn spawn<F>(&self, fut: F) -> RemoteTask<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let slot = Arc::new(RemoteSlot {
+            state: Mutex::new(RemoteState {
+                result: None,
+                waker: None,
+                id: None,
+                cancel: false,
+            }),
+            cond: Condvar::new(),
+        });
+        let s2 = slot.clone();
+        let call: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let guard = DeliverOnDrop {
+                slot: s2.clone(),
+                id: None,
+            };
+            let fut = Box::pin(fut);
+            let task = crate::task::Builder::new()
+                .name("remote")
+                .spawn(RemoteFuture {
+                    fut,
+                    guard: Some(guard),
+                });
+            let mut st = lock(&s2.state);
+            st.id = Some(task.id());
+            let cancel = st.cancel;
+            drop(st);
+            if cancel {
+                task.cancel_nowait();
+            }
+            drop(task);
+        });
+        if self.shared.remote.push(Remote::Call(call)).is_ok() {
+            self.shared.notifier.notify();
+        } else {
+            slot.deliver(Err(TaskError::cancelled(TaskId(0), "remote".into())));
+        }
+        RemoteTask {
+            slot,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Wakes the kernel if it is parked.
+    pub fn wake(&self) {
+        self.shared.notifier.notify();
+    }
+
+    /// Requests cancellation of task `id` of this kernel (a no-op if it is not alive).
+    pub fn cancel(&self, id: TaskId) {
+        self.shared.push_remote(Remote::Call(Box::new(move || {
+            with_core(|c| {
+                if let Some(c) = c
+                    && let Some(h) = c.tasks.borrow().all().into_iter().find(|h| h.id == id)
+                {
+                    h.request_cancel();
+                }
+            })
+        })));
+    }
+
+    /// Whether the kernel has shut down.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks work that will wake a task from another thread as outstanding until the guard is
+    /// dropped: a virtual clock does not jump while any is. Drop the guard after the wake.
+    pub fn external_work(&self) -> ExternalWork {
+        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        ExternalWork {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// See [`KernelHandle::external_work`].
+#[must_use = "the work counts as outstanding only while the guard lives"]
+pub struct ExternalWork {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ExternalWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ExternalWork")
+    }
+}
+
+impl Drop for ExternalWork {
+    fn drop(&mut self) {
+        self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+        self.shared.notifier.notify();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct RemoteState<T> {
+    result: Option<Result<T, TaskError>>,
+    waker: Option<Waker>,
+    id: Option<TaskId>,
+    cancel: bool,
+}
+
+struct RemoteSlot<T> {
+    state: Mutex<RemoteState<T>>,
+    cond: Condvar,
+}
+
+impl<T> RemoteSlot<T> {
+    fn deliver(&self, r: Result<T, TaskError>) {
+        let mut st = lock(&self.state);
+        if st.result.is_none() {
+            st.result = Some(r);
+        }
+        let w = st.waker.take();
+        drop(st);
+        self.cond.notify_all();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+}
+
+struct DeliverOnDrop<T> {
+    slot: Arc<RemoteSlot<T>>,
+    id: Option<TaskId>,
+}
+
+impl<T> Drop for DeliverOnDrop<T> {
+    fn drop(&mut self) {
+        // Reached without a result only when the task's future was dropped: a cancellation.
+        let id = self.id.unwrap_or(TaskId(0));
+        self.slot
+            .deliver(Err(TaskError::cancelled(id, "remote".into())));
+    }
+}
+
+struct RemoteFuture<F: Future> {
+    fut: Pin<Box<F>>,
+    guard: Option<DeliverOnDrop<F::Output>>,
+}
+
+impl<F: Future> Unpin for RemoteFuture<F> {}
+
+impl<F: Future> Future for RemoteFuture<F> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if let Some(g) = &mut this.guard
+            && g.id.is_none()
+        {
+            g.id = crate::task::try_current_task().map(|t| t.id());
+        }
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            this.fut.as_mut().poll(cx)
+        }));
+        let out = match res {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(v)) => Ok(v),
+            Err(payload) => {
+                let id = this.guard.as_ref().and_then(|g| g.id).unwrap_or(TaskId(0));
+                eprintln!("curio: remote task {id} panicked");
+                Err(TaskError::panicked(id, "remote".into(), payload))
+            }
+        };
+        if let Some(g) = this.guard.take() {
+            g.slot.deliver(out);
+            // The slot already holds the result: the guard's own delivery is ignored.
+        }
+        Poll::Ready(())
+    }
+}
+
+/// The handle of a task spawned through a [`KernelHandle`]: `Send`; a `Future` of the result that
+/// any runtime (or a plain thread, with [`join_blocking`](Self::join_blocking)) can wait on.
+#[must_use = "dropping a RemoteTask detaches the task"]
+pub struct RemoteTask<T> {
+    slot: Arc<RemoteSlot<T>>,
+    shared: Arc<Shared>,
+}
+
+impl<T> fmt::Debug for RemoteTask<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteTask")
+            .field("id", &lock(&self.slot.state).id)
+            .finish()
+    }
+}
+
+impl<T> RemoteTask<T> {
+    /// The task's id, once the kernel has started it.
+    pub fn id(&self) -> Option<TaskId> {
+        lock(&self.slot.state).id
+    }
+
+    /// Blocks this thread until the task finishes.
+    ///
+    /// # Errors
+    ///
+    /// A [`TaskError`] when the task panicked or was cancelled (also when its kernel shut down).
+    ///
+    /// # Panics
+    ///
+    /// When called on the kernel's own thread while it runs (it would deadlock).
+    pub fn join_blocking(self) -> Result<T, TaskError> {
+        assert!(
+            !with_core(|c| c.is_some_and(|c| c.shared.id == self.shared.id)),
+            "RemoteTask::join_blocking called on its own kernel's thread: it would deadlock"
+        );
+        let mut st = lock(&self.slot.state);
+        loop {
+            if let Some(r) = st.result.take() {
+                return r;
+            }
+            st = self
+                .slot
+                .cond
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Requests cancellation of the task.
+    pub fn cancel(&self) {
+        let mut st = lock(&self.slot.state);
+        st.cancel = true;
+        if let Some(id) = st.id {
+            drop(st);
+            KernelHandle {
+                shared: self.shared.clone(),
+            }
+            .cancel(id);
+        }
+    }
+}
+
+impl<T> Future for RemoteTask<T> {
+    type Output = Result<T, TaskError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut st = lock(&self.slot.state);
+        if let Some(r) = st.result.take() {
+            return Poll::Ready(r);
+        }
+        match &mut st.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// The configuration of the running kernel (for crates that extend it, such as the worker pool).
+///
+/// # Panics
+///
+/// Outside a curio kernel.
+pub fn config() -> Config {
+    with_core(|c| {
+        c.expect("curio::config called outside a curio kernel")
+            .config
+            .clone()
+    })
+}
+
+/// A handle to the running kernel, or `None` outside one.
+pub fn try_handle() -> Option<KernelHandle> {
+    with_core(|c| {
+        c.map(|c| KernelHandle {
+            shared: c.shared.clone(),
+        })
+    })
+}
+
+/// The running kernel's instance of `T`, created by `init` on first use and dropped when the
+/// kernel is dropped, after all its tasks (Curio's shutdown callbacks). Crates that extend the
+/// kernel, such as the worker pool, keep their per-kernel state here.
+///
+/// # Panics
+///
+/// Outside a curio kernel.
+pub fn extension<T: Any>(init: impl FnOnce() -> T) -> Rc<T> {
+    let found = with_core(|c| {
+        let c = c.expect("curio::extension called outside a curio kernel");
+        c.extensions
+            .borrow()
+            .iter()
+            .find(|(id, _)| *id == TypeId::of::<T>())
+            .map(|(_, v)| v.clone())
+    });
+    if let Some(v) = found {
+        return v.downcast::<T>().unwrap_or_else(|_| unreachable!("keyed by TypeId"));
+    }
+    let v: Rc<T> = Rc::new(init());
+    with_core(|c| {
+        if let Some(c) = c {
+            c.extensions
+                .borrow_mut()
+                .push((TypeId::of::<T>(), v.clone() as Rc<dyn Any>));
+        }
+    });
+    v
+}
+
+/// Waits, without blocking the kernel, for a thread to finish, and returns its result.
+///
+/// # Cancel safety
+///
+/// Dropping the future leaves the thread running, detached.
+pub async fn run_until_thread_done<T: Send + 'static>(
+    t: std::thread::JoinHandle<T>,
+) -> std::thread::Result<T> {
+    let handle = try_handle().expect("run_until_thread_done called outside a curio kernel");
+    let _work = handle.external_work();
+    std::future::poll_fn(|cx| {
+        if t.is_finished() {
+            Poll::Ready(())
+        } else {
+            // A thread has no waker to call: look again next cycle.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+    t.join()
+}
+
+/// Runs `fut` on a new kernel on this thread and returns its output; the kernel is then shut
+/// down (every remaining task cancelled, newest first, and dropped).
+///
+/// # Panics
+///
+/// If the main task panics (the panic propagates) or is cancelled, or if a kernel is already
+/// running on this thread.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(curio_kernel::run(async { "hello" }), "hello");
+/// ```
+pub fn run<F: Future>(fut: F) -> F::Output {
+    Kernel::new().run(fut)
+}

@@ -1,0 +1,48 @@
+//! The curio-rt scheduler: kernel, tasks, cancellation, and the handle other threads use.
+//!
+//! A [`Kernel`] runs tasks on one thread with Curio's semantics: a FIFO ready queue; each cycle
+//! runs only the tasks that were ready when it began; [`spawn`] and wakes never switch tasks;
+//! [`yield_now`] moves a task to the back of the queue, so no task can starve others.
+//! Tasks are `!Send` futures; a [`Task`] handle joins, waits for or cancels one.
+//! Cancellation drops the task's future in the task's own next turn (see ARCHITECTURE.md, "The
+//! cancellation model"). A panicking task is reported and never takes the kernel down.
+//!
+//! Other threads reach a kernel through a [`KernelHandle`]: they spawn `Send` futures on it and wake
+//! it.
+//!
+//! # Implementation
+//!
+//! The kernel starts no threads. It parks on its reactor (`curio-reactor`) until I/O, the next
+//! deadline of its timer queue (`curio-time`), or a wake from another thread.
+//! Tasks are allocated by `async-task`; wakes from the kernel's own thread push onto a local queue,
+//! wakes from other threads go through a `concurrent-queue` and one eventfd write.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let out = curio_kernel::run(async {
+//!     let kid = curio_kernel::spawn(async {
+//!         curio_kernel::sleep(Duration::from_millis(10)).await;
+//!         "done"
+//!     });
+//!     kid.join().await.unwrap()
+//! });
+//! assert_eq!(out, "done");
+//! ```
+#![forbid(unsafe_code)]
+
+mod core;
+mod kernel;
+mod task;
+
+pub use crate::core::Config;
+pub use crate::kernel::{
+    ExternalWork, Kernel, KernelBuilder, KernelHandle, RemoteTask, config, extension, run,
+    run_until_thread_done, try_handle,
+};
+pub use crate::task::{
+    Builder, Task, TaskError, TaskId, TaskRef, current_task, spawn, spawn_daemon, try_current_task,
+};
+pub use curio_time::{advance, clock, sleep, sleep_until, yield_now};

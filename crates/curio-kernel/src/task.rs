@@ -1,0 +1,719 @@
+//! Tasks: their shared header, the `Task<T>` handle, `TaskRef`, `TaskError`, and the poll wrapper
+//! that gives every task Curio's cancellation and panic containment.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use crate::core::{Core, with_core};
+
+/// A task's identity: a process-wide counter starting at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(pub(crate) u64);
+
+impl TaskId {
+    /// The number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_id() -> TaskId {
+    TaskId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Where a task is in its life, as the monitor and `Debug` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Initial,
+    Running,
+    Suspended,
+    Terminated,
+}
+
+impl State {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            State::Initial => "INITIAL",
+            State::Running => "RUNNING",
+            State::Suspended => "SUSPENDED",
+            State::Terminated => "TERMINATED",
+        }
+    }
+}
+
+pub(crate) enum Name {
+    /// The type name of the spawned future, trimmed when shown.
+    Type(&'static str),
+    Given(Cow<'static, str>),
+}
+
+impl Name {
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Given(s) => s,
+            Name::Type(t) => {
+                let mut t = *t;
+                while let Some(s) = t.strip_suffix("::{{closure}}") {
+                    t = s;
+                }
+                t
+            }
+        }
+    }
+}
+
+/// What the kernel and every handle share about one task.
+pub(crate) struct Header {
+    pub(crate) id: TaskId,
+    pub(crate) parent: Option<TaskId>,
+    pub(crate) name: Name,
+    pub(crate) daemon: bool,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) state: Cell<State>,
+    pub(crate) cancel_requested: Cell<bool>,
+    pub(crate) cancelled: Cell<bool>,
+    pub(crate) shield: Cell<u32>,
+    pub(crate) waker: RefCell<Option<Waker>>,
+    pub(crate) waiters: RefCell<Vec<Waker>>,
+    pub(crate) slot: Cell<usize>,
+    pub(crate) cycles: Cell<u64>,
+}
+
+impl Header {
+    pub(crate) fn new(
+        core: &Core,
+        name: Name,
+        daemon: bool,
+        location: &'static Location<'static>,
+    ) -> Rc<Header> {
+        let parent = core.current.borrow().as_ref().map(|h| h.id);
+        Rc::new(Header {
+            id: next_id(),
+            parent,
+            name,
+            daemon,
+            location,
+            state: Cell::new(State::Initial),
+            cancel_requested: Cell::new(false),
+            cancelled: Cell::new(false),
+            shield: Cell::new(0),
+            waker: RefCell::new(None),
+            waiters: RefCell::new(Vec::new()),
+            slot: Cell::new(usize::MAX),
+            cycles: Cell::new(0),
+        })
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.state.get() == State::Terminated
+    }
+
+    /// Records a cancellation request and schedules the task so the kernel drops its future in
+    /// the task's own next turn. One-shot; a no-op on a terminated task.
+    pub(crate) fn request_cancel(&self) {
+        if self.is_terminated() || self.cancel_requested.get() {
+            return;
+        }
+        self.cancel_requested.set(true);
+        let w = self.waker.borrow().clone();
+        if let Some(w) = w {
+            w.wake();
+        }
+        // A task never polled yet is on the ready queue already: it sees the request when it runs.
+    }
+
+    fn terminate(&self, core: &Core) {
+        self.state.set(State::Terminated);
+        core.unregister(self);
+        self.waker.borrow_mut().take();
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    fn error(&self, kind: ErrorKind) -> TaskError {
+        TaskError {
+            id: self.id,
+            name: Cow::Owned(self.name.as_str().to_owned()),
+            kind,
+        }
+    }
+}
+
+/// Sets the current task for the duration of a poll, restoring the previous one after.
+struct CurrentGuard<'a> {
+    core: &'a Core,
+    prev: Option<Rc<Header>>,
+}
+
+impl Drop for CurrentGuard<'_> {
+    fn drop(&mut self) {
+        *self.core.current.borrow_mut() = self.prev.take();
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    }
+}
+
+/// Polls one task turn: drops the future instead of polling it when a cancellation is due,
+/// contains panics, and marks the task terminated when it finishes either way.
+pub(crate) fn poll_task<F: Future>(
+    core: &Core,
+    h: &Rc<Header>,
+    mut slot: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<F::Output, TaskError>> {
+    if h.is_terminated() {
+        // Only a stale wake of a finished main task can get here.
+        return Poll::Pending;
+    }
+    if h.waker.borrow().is_none() {
+        *h.waker.borrow_mut() = Some(cx.waker().clone());
+    }
+    let prev = core.current.borrow_mut().replace(h.clone());
+    let _guard = CurrentGuard { core, prev };
+    h.cycles.set(h.cycles.get() + 1);
+    curio_reactor::reset_budget();
+    let due = |h: &Header| h.cancel_requested.get() && h.shield.get() == 0;
+    if !due(h) {
+        h.state.set(State::Running);
+        let res = catch_unwind(AssertUnwindSafe(|| match slot.as_mut().as_pin_mut() {
+            Some(f) => f.poll(cx),
+            None => Poll::Pending,
+        }));
+        match res {
+            Ok(Poll::Ready(v)) => {
+                drop_future(h, slot.as_mut());
+                h.terminate(core);
+                return Poll::Ready(Ok(v));
+            }
+            Ok(Poll::Pending) => {
+                if !due(h) {
+                    h.state.set(State::Suspended);
+                    return Poll::Pending;
+                }
+            }
+            Err(payload) => {
+                drop_future(h, slot.as_mut());
+                eprintln!(
+                    "curio: task {} ({}) panicked: {}",
+                    h.id,
+                    h.name.as_str(),
+                    panic_message(&*payload)
+                );
+                h.terminate(core);
+                return Poll::Ready(Err(h.error(ErrorKind::Panic(payload))));
+            }
+        }
+    }
+    // Cancellation: the future is dropped here, in the task's own turn, with the task current.
+    drop_future(h, slot.as_mut());
+    h.cancelled.set(true);
+    h.terminate(core);
+    Poll::Ready(Err(h.error(ErrorKind::Cancelled)))
+}
+
+fn drop_future<F>(h: &Header, mut slot: Pin<&mut Option<F>>) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| slot.set(None))) {
+        eprintln!(
+            "curio: task {} ({}) panicked while being dropped: {}",
+            h.id,
+            h.name.as_str(),
+            panic_message(&*payload)
+        );
+    }
+}
+
+/// Spawns `fut` as a new task on the running kernel and returns its handle.
+///
+/// The task is appended to the ready queue; the caller keeps running (spawning never switches
+/// tasks), and the child runs in the next cycle, in FIFO order.
+/// `fut` need not be `Send`: tasks never leave the kernel's thread.
+/// Dropping the returned [`Task`] detaches the task; it keeps running (as in Curio).
+///
+/// # Panics
+///
+/// Outside a curio kernel.
+///
+/// # Examples
+///
+/// ```
+/// let v = curio_kernel::run(async {
+///     let child = curio_kernel::spawn(async { 6 * 7 });
+///     child.join().await.unwrap()
+/// });
+/// assert_eq!(v, 42);
+/// ```
+#[track_caller]
+pub fn spawn<F: Future + 'static>(fut: F) -> Task<F::Output> {
+    Builder::new().spawn(fut)
+}
+
+/// Spawns a daemon task: one nobody is expected to join. Shutdown cancels it like any other.
+///
+/// # Panics
+///
+/// Outside a curio kernel.
+#[track_caller]
+pub fn spawn_daemon<F: Future + 'static>(fut: F) -> Task<F::Output> {
+    Builder::new().daemon().spawn(fut)
+}
+
+/// Options for spawning a task: a name, the daemon flag.
+///
+/// # Examples
+///
+/// ```
+/// curio_kernel::run(async {
+///     let t = curio_kernel::Builder::new().name("worker").daemon().spawn(async {});
+///     assert_eq!(t.name(), "worker");
+///     assert!(t.is_daemon());
+/// });
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until spawn is called"]
+pub struct Builder {
+    name: Option<Cow<'static, str>>,
+    daemon: bool,
+}
+
+impl Builder {
+    /// A builder with no name (the future's type name is used) and `daemon` off.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the task (Curio's `name`, shown by the monitor and in errors).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Marks the task as a daemon.
+    pub fn daemon(mut self) -> Builder {
+        self.daemon = true;
+        self
+    }
+
+    /// Spawns the task; see [`spawn`].
+    ///
+    /// # Panics
+    ///
+    /// Outside a curio kernel.
+    #[track_caller]
+    pub fn spawn<F: Future + 'static>(self, fut: F) -> Task<F::Output> {
+        let location = Location::caller();
+        with_core(|core| {
+            let core = core.expect("curio::spawn called outside a curio kernel");
+            let name = match self.name {
+                Some(n) => Name::Given(n),
+                None => Name::Type(std::any::type_name::<F>()),
+            };
+            let h = Header::new(core, name, self.daemon, location);
+            core.register(&h);
+            let h2 = h.clone();
+            let wrapped = async move {
+                let slot = pin!(Some(fut));
+                let mut slot = slot;
+                poll_fn(move |cx| {
+                    with_core(|core| match core {
+                        Some(core) => poll_task(core, &h2, slot.as_mut(), cx),
+                        // Never polled outside the kernel: runnables only run on its thread.
+                        None => Poll::Pending,
+                    })
+                })
+                .await
+            };
+            let shared = core.shared.clone();
+            let (runnable, task) = async_task::Builder::new()
+                .spawn_local(move |_| wrapped, move |r| shared.schedule(r));
+            runnable.schedule();
+            Task {
+                header: h,
+                inner: Some(task.fallible()),
+            }
+        })
+    }
+}
+
+/// A handle to a spawned task. Not `Clone` (use [`Task::task_ref`]); dropping it detaches the task.
+#[must_use = "dropping a Task detaches it; join, wait or cancel it, or drop it on purpose"]
+pub struct Task<T> {
+    header: Rc<Header>,
+    inner: Option<async_task::FallibleTask<Result<T, TaskError>>>,
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_header(&self.header, "Task", f)
+    }
+}
+
+fn fmt_header(h: &Header, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.debug_struct(kind)
+        .field("id", &h.id.0)
+        .field("name", &h.name.as_str())
+        .field("state", &h.state.get().as_str())
+        .finish()
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        if let Some(t) = self.inner.take() {
+            // Detach rather than cancel: a dropped handle leaves the task running, as in Curio.
+            t.detach();
+        }
+    }
+}
+
+impl<T> Task<T> {
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.header.id
+    }
+
+    /// The task's name: the one given to the [`Builder`], or the future's type name.
+    pub fn name(&self) -> &str {
+        self.header.name.as_str()
+    }
+
+    /// The id of the task that spawned it (`None` for a kernel's main task or a remote spawn).
+    pub fn parent_id(&self) -> Option<TaskId> {
+        self.header.parent
+    }
+
+    /// A cloneable reference to the task.
+    pub fn task_ref(&self) -> TaskRef {
+        TaskRef {
+            header: self.header.clone(),
+        }
+    }
+
+    /// Whether the task has finished (returned, panicked, or was cancelled).
+    pub fn is_terminated(&self) -> bool {
+        self.header.is_terminated()
+    }
+
+    /// Whether cancellation was requested (Curio's `cancelled`), even if the task then finished
+    /// normally inside a shield.
+    pub fn is_cancelled(&self) -> bool {
+        self.header.cancel_requested.get()
+    }
+
+    /// Whether the task is a daemon.
+    pub fn is_daemon(&self) -> bool {
+        self.header.daemon
+    }
+
+    /// Waits for the task to finish and returns its output.
+    ///
+    /// # Errors
+    ///
+    /// A [`TaskError`] when the task panicked or was cancelled.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future detaches the task (it keeps running); its output is then lost.
+    pub async fn join(mut self) -> Result<T, TaskError> {
+        let inner = self.inner.take().expect("handle present until join");
+        match inner.await {
+            Some(r) => r,
+            None => Err(self.header.error(ErrorKind::Cancelled)),
+        }
+    }
+
+    /// Waits until the task has terminated, without taking its output.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait(&self) {
+        wait_terminated(&self.header).await
+    }
+
+    /// Requests cancellation, then waits until the task has terminated and its future is dropped.
+    /// A no-op on a terminated task; cancel is one-shot.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the request in place; only the waiting stops.
+    pub async fn cancel(&self) {
+        self.task_ref().cancel().await
+    }
+
+    /// Requests cancellation and returns at once.
+    pub fn cancel_nowait(&self) {
+        self.header.request_cancel();
+    }
+}
+
+fn wait_terminated(h: &Header) -> impl Future<Output = ()> + '_ {
+    poll_fn(move |cx| {
+        if h.is_terminated() {
+            return Poll::Ready(());
+        }
+        let mut w = h.waiters.borrow_mut();
+        if !w.iter().any(|x| x.will_wake(cx.waker())) {
+            w.push(cx.waker().clone());
+        }
+        Poll::Pending
+    })
+}
+
+/// A cloneable reference to a task: its identity, and cancellation.
+#[derive(Clone)]
+pub struct TaskRef {
+    pub(crate) header: Rc<Header>,
+}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_header(&self.header, "TaskRef", f)
+    }
+}
+
+impl PartialEq for TaskRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.header.id == other.header.id
+    }
+}
+
+impl Eq for TaskRef {}
+
+impl TaskRef {
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.header.id
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        self.header.name.as_str()
+    }
+
+    /// The id of the task that spawned it.
+    pub fn parent_id(&self) -> Option<TaskId> {
+        self.header.parent
+    }
+
+    /// Whether the task is a daemon.
+    pub fn is_daemon(&self) -> bool {
+        self.header.daemon
+    }
+
+    /// Whether the task has terminated.
+    pub fn is_terminated(&self) -> bool {
+        self.header.is_terminated()
+    }
+
+    /// Whether cancellation was requested.
+    pub fn is_cancelled(&self) -> bool {
+        self.header.cancel_requested.get()
+    }
+
+    /// How many turns the task has had.
+    pub fn cycles(&self) -> u64 {
+        self.header.cycles.get()
+    }
+
+    /// Where the task was spawned.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.header.location
+    }
+
+    /// Requests cancellation and returns at once.
+    pub fn cancel_nowait(&self) {
+        self.header.request_cancel();
+    }
+
+    /// Requests cancellation and waits until the task has terminated. On the calling task itself
+    /// it only requests and returns: the cancellation takes effect at its next suspension.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the request in place; only the waiting stops.
+    pub async fn cancel(&self) {
+        self.header.request_cancel();
+        let is_self = with_core(|c| {
+            c.and_then(|c| c.current.borrow().as_ref().map(|h| h.id)) == Some(self.header.id)
+        });
+        if !is_self {
+            wait_terminated(&self.header).await;
+        }
+    }
+
+    /// Waits until the task has terminated.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait(&self) {
+        wait_terminated(&self.header).await
+    }
+}
+
+/// The running task.
+///
+/// # Panics
+///
+/// Outside a task of a curio kernel (see [`try_current_task`]).
+///
+/// # Examples
+///
+/// ```
+/// curio_kernel::run(async {
+///     let me = curio_kernel::current_task();
+///     assert_eq!(me.parent_id(), None);
+///     let child = curio_kernel::spawn(async { curio_kernel::current_task().parent_id() });
+///     assert_eq!(child.join().await.unwrap(), Some(me.id()));
+/// });
+/// ```
+pub fn current_task() -> TaskRef {
+    try_current_task().expect("curio::current_task called outside a curio task")
+}
+
+/// The running task, or `None` outside one.
+pub fn try_current_task() -> Option<TaskRef> {
+    with_core(|c| {
+        c.and_then(|c| {
+            c.current
+                .borrow()
+                .as_ref()
+                .map(|h| TaskRef { header: h.clone() })
+        })
+    })
+}
+
+#[derive(Debug)]
+pub(crate) enum ErrorKind {
+    Cancelled,
+    Panic(Box<dyn Any + Send + 'static>),
+}
+
+/// Why a task produced no output: it was cancelled, or it panicked.
+pub struct TaskError {
+    pub(crate) id: TaskId,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: ErrorKind,
+}
+
+impl TaskError {
+    pub(crate) fn cancelled(id: TaskId, name: Cow<'static, str>) -> TaskError {
+        TaskError {
+            id,
+            name,
+            kind: ErrorKind::Cancelled,
+        }
+    }
+
+    pub(crate) fn panicked(
+        id: TaskId,
+        name: Cow<'static, str>,
+        payload: Box<dyn Any + Send>,
+    ) -> TaskError {
+        TaskError {
+            id,
+            name,
+            kind: ErrorKind::Panic(payload),
+        }
+    }
+
+    /// Whether the task was cancelled (its future was dropped).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.kind, ErrorKind::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.kind, ErrorKind::Panic(_))
+    }
+
+    /// The panic payload, to resume the panic with [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    ///
+    /// If the task did not panic (see [`try_into_panic`](Self::try_into_panic)).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("TaskError::into_panic on a task that did not panic")
+    }
+
+    /// The panic payload, or the error back if the task did not panic.
+    ///
+    /// # Errors
+    ///
+    /// `self` when the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, TaskError> {
+        match self.kind {
+            ErrorKind::Panic(p) => Ok(p),
+            _ => Err(self),
+        }
+    }
+
+    /// The failed task's id.
+    pub fn task_id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The failed task's name.
+    pub fn task_name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskError")
+            .field("id", &self.id.0)
+            .field("name", &self.name)
+            .field(
+                "kind",
+                &match &self.kind {
+                    ErrorKind::Cancelled => "cancelled",
+                    ErrorKind::Panic(_) => "panic",
+                },
+            )
+            .finish()
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ErrorKind::Cancelled => write!(f, "task {} ({}) was cancelled", self.id, self.name),
+            ErrorKind::Panic(p) => write!(
+                f,
+                "task {} ({}) panicked: {}",
+                self.id,
+                self.name,
+                panic_message(&**p)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}

@@ -1,0 +1,694 @@
+//! I/O readiness for curio-rt: registers descriptors, waits for them, and parks the kernel thread.
+//!
+//! A [`Reactor`] wraps the operating system's selector (`epoll` on Linux, through `rustix`; the
+//! `polling` crate elsewhere, or with the `polling-backend` feature).
+//! Each descriptor is registered once, edge-triggered, the first time an operation on it would
+//! block; readiness is then tracked in user space and cleared when an operation reports
+//! `EAGAIN` or a short read, so the hot path makes exactly one syscall per operation.
+//!
+//! [`Async<T>`] wraps any `AsFd` (a non-blocking socket, pipe or eventfd) and runs operations with
+//! [`Async::read_with`] / [`Async::write_with`]: the syscall is tried first and the task waits only
+//! on `EAGAIN`. One task may wait per direction per descriptor: a second one gets
+//! [`io::ErrorKind::ResourceBusy`] instead of a hang (Curio's `ReadResourceBusy`).
+//!
+//! The [`Notifier`] wakes a parked reactor from any thread.
+//!
+//! # Implementation
+//!
+//! This crate starts no threads. The kernel's thread calls [`Reactor::poll`]; wakers registered by
+//! tasks are called from there. On Linux it needs no `unsafe`; the `polling` backend has one call.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::os::unix::net::UnixStream;
+//! use curio_reactor::{Async, Reactor};
+//!
+//! let reactor = Reactor::new()?;
+//! let _enter = reactor.enter();
+//! let (a, b) = UnixStream::pair()?;
+//! a.set_nonblocking(true)?;
+//! let a = Async::new(a);
+//! std::io::Write::write_all(&mut &b, b"hi")?;
+//! // The syscall is tried first: the data is there, so no waiting and no registration.
+//! let mut buf = [0u8; 8];
+//! let fut = a.read_with(|s| std::io::Read::read(&mut &*s, &mut buf));
+//! let n = curio_reactor::block_on_ready(fut).expect("ready at once")?;
+//! assert_eq!(&buf[..n], b"hi");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod sys;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use sys::{EventBuf, NOTIFY_KEY, Selector, SysEvent};
+
+/// A direction of readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Readable (or hung up, or in error).
+    Read = 0,
+    /// Writable (or hung up, or in error).
+    Write = 1,
+}
+
+impl Direction {
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// Parking the kernel thread until I/O, a deadline, or a wake from another thread.
+///
+/// The kernel sleeps on a `Park`; [`Reactor`] is the implementation it uses.
+pub trait Park {
+    /// Waits for readiness events for at most `timeout` (`None`: until something happens), and
+    /// wakes the tasks they concern.
+    ///
+    /// # Errors
+    ///
+    /// When the selector fails.
+    fn park(&self, timeout: Option<Duration>) -> io::Result<PollOutcome>;
+    /// A handle that wakes this parker from any thread.
+    fn notifier(&self) -> Notifier;
+}
+
+/// What one [`Reactor::poll`] saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// Number of readiness events delivered to sources.
+    pub events: usize,
+    /// Whether a [`Notifier`] woke the reactor.
+    pub notified: bool,
+}
+
+static NEXT_REACTOR_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    static BUDGET: Cell<u32> = const { Cell::new(BUDGET_PER_TURN) };
+}
+
+/// Operations a task may complete in one turn before an always-ready descriptor makes it yield.
+pub const BUDGET_PER_TURN: u32 = 128;
+
+/// Refills the cooperative budget; the kernel calls it before each task turn.
+pub fn reset_budget() {
+    BUDGET.with(|b| b.set(BUDGET_PER_TURN));
+}
+
+/// Takes one unit of the cooperative budget; `false` means the task should yield now.
+pub fn consume_budget() -> bool {
+    BUDGET.with(|b| {
+        let n = b.get();
+        if n == 0 {
+            false
+        } else {
+            b.set(n - 1);
+            true
+        }
+    })
+}
+
+struct Inner {
+    id: u64,
+    selector: Selector,
+    notified: AtomicBool,
+    sources: Mutex<Slab>,
+    wake_buf: Mutex<Vec<Waker>>,
+}
+
+#[derive(Default)]
+struct Slab {
+    entries: Vec<(u32, Option<Arc<SourceState>>)>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+struct SourceState {
+    ready: AtomicU8,
+    owner: [AtomicU64; 2],
+    wakers: Mutex<[Option<Waker>; 2]>,
+}
+
+/// The I/O half of a kernel: a selector, its registered sources, and its cross-thread wake.
+///
+/// Owned by the kernel's thread (`!Send`); [`Notifier`] is the part other threads get.
+pub struct Reactor {
+    inner: Arc<Inner>,
+    events: RefCell<EventBuf>,
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("id", &self.inner.id)
+            .field("sources", &self.source_count())
+            .finish()
+    }
+}
+
+impl Reactor {
+    /// Creates a reactor (an epoll and an eventfd on Linux).
+    ///
+    /// # Errors
+    ///
+    /// When the operating system refuses the descriptors (`EMFILE`...).
+    pub fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            inner: Arc::new(Inner {
+                id: NEXT_REACTOR_ID.fetch_add(1, Ordering::Relaxed),
+                selector: Selector::new()?,
+                notified: AtomicBool::new(false),
+                sources: Mutex::new(Slab::default()),
+                wake_buf: Mutex::new(Vec::new()),
+            }),
+            events: RefCell::new(EventBuf::new()),
+        })
+    }
+
+    /// Makes this the current reactor of the thread until the guard drops: [`Async`] registers
+    /// with the current reactor.
+    pub fn enter(&self) -> EnterGuard {
+        let prev = CURRENT.with(|c| c.replace(Some(self.inner.clone())));
+        EnterGuard { prev }
+    }
+
+    /// Number of registered sources.
+    pub fn source_count(&self) -> usize {
+        lock(&self.inner.sources).live
+    }
+
+    /// A handle that wakes this reactor from any thread.
+    pub fn notifier(&self) -> Notifier {
+        Notifier {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Waits for events for at most `timeout` (`Some(ZERO)`: just look), wakes the tasks waiting
+    /// on ready sources, and clears the notification if it fired.
+    ///
+    /// # Errors
+    ///
+    /// When the selector fails.
+    pub fn poll(&self, timeout: Option<Duration>) -> io::Result<PollOutcome> {
+        let inner = &*self.inner;
+        let mut out = PollOutcome::default();
+        let mut wakers = std::mem::take(&mut *lock(&inner.wake_buf));
+        {
+            let mut notify_seen = false;
+            let sources = &inner.sources;
+            let mut slab: Option<std::sync::MutexGuard<'_, Slab>> = None;
+            let mut buf = self.events.borrow_mut();
+            inner.selector.wait(&mut buf, timeout, |ev: SysEvent| {
+                if ev.key == NOTIFY_KEY {
+                    notify_seen = true;
+                    return;
+                }
+                let slab = slab.get_or_insert_with(|| lock(sources));
+                let slot = (ev.key & 0xffff_ffff) as usize;
+                let generation = (ev.key >> 32) as u32;
+                let Some((g, Some(src))) = slab.entries.get(slot) else {
+                    return;
+                };
+                if *g != generation {
+                    return;
+                }
+                out.events += 1;
+                let mut bits = 0;
+                if ev.readable {
+                    bits |= Direction::Read.bit();
+                }
+                if ev.writable {
+                    bits |= Direction::Write.bit();
+                }
+                src.ready.fetch_or(bits, Ordering::AcqRel);
+                let mut w = lock(&src.wakers);
+                for dir in [Direction::Read, Direction::Write] {
+                    if bits & dir.bit() != 0
+                        && let Some(waker) = w[dir as usize].take()
+                    {
+                        wakers.push(waker);
+                    }
+                }
+            })?;
+            if notify_seen {
+                inner.selector.clear_notify();
+                // Cleared before the kernel drains its remote queue: a push after the drain
+                // writes the eventfd again, so no wake is lost.
+                inner.notified.store(false, Ordering::SeqCst);
+                out.notified = true;
+            }
+        }
+        for w in wakers.drain(..) {
+            w.wake();
+        }
+        *lock(&inner.wake_buf) = wakers;
+        Ok(out)
+    }
+}
+
+impl Park for Reactor {
+    fn park(&self, timeout: Option<Duration>) -> io::Result<PollOutcome> {
+        self.poll(timeout)
+    }
+    fn notifier(&self) -> Notifier {
+        Reactor::notifier(self)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing inside these mutexes can be left half-updated by a panic.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Restores the previous current reactor when dropped; see [`Reactor::enter`].
+#[must_use = "the reactor is current only while the guard lives"]
+pub struct EnterGuard {
+    prev: Option<Arc<Inner>>,
+}
+
+impl fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EnterGuard")
+    }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        CURRENT.with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+/// Wakes a [`Reactor`] from any thread. `Send + Sync + Clone`.
+#[derive(Clone)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier")
+            .field("reactor", &self.inner.id)
+            .finish()
+    }
+}
+
+impl Notifier {
+    /// Wakes the reactor: its current or next [`Reactor::poll`] returns promptly.
+    /// Wakes coalesce: while one is pending, further calls make no syscall.
+    pub fn notify(&self) {
+        if !self.inner.notified.swap(true, Ordering::SeqCst) {
+            // A failing eventfd write leaves nothing to recover; the next one may succeed.
+            let _ = self.inner.selector.notify();
+        }
+    }
+}
+
+/// The registration of one descriptor with one reactor; removed in `Drop` of the [`Async`].
+struct Registration {
+    reactor: Arc<Inner>,
+    key: u64,
+    state: Arc<SourceState>,
+}
+
+/// A non-blocking I/O object registered (lazily) with the kernel's reactor.
+///
+/// The registration happens the first time an operation would block, with the reactor of the
+/// kernel running on that thread; from then on the object belongs to that kernel, and using it
+/// while another kernel runs is an error. `Drop` deregisters it before closing the descriptor.
+pub struct Async<T: AsFd> {
+    reg: OnceLock<Registration>,
+    io: Option<T>,
+}
+
+impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Async").field("io", &self.io).finish()
+    }
+}
+
+fn not_in_kernel() -> io::Error {
+    io::Error::other("curio I/O object used outside a curio kernel")
+}
+
+fn wrong_kernel() -> io::Error {
+    io::Error::other("curio I/O object used by a kernel other than the one it is registered with")
+}
+
+fn busy(dir: Direction) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        match dir {
+            Direction::Read => "another task is already waiting to read this descriptor",
+            Direction::Write => "another task is already waiting to write this descriptor",
+        },
+    )
+}
+
+impl<T: AsFd> Async<T> {
+    /// Wraps `io`, which must already be in non-blocking mode.
+    pub fn new(io: T) -> Async<T> {
+        Async {
+            reg: OnceLock::new(),
+            io: Some(io),
+        }
+    }
+
+    /// The wrapped object.
+    pub fn get_ref(&self) -> &T {
+        self.io.as_ref().expect("io present until into_inner")
+    }
+
+    /// The wrapped object, mutably.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.io.as_mut().expect("io present until into_inner")
+    }
+
+    /// Deregisters and returns the wrapped object (still non-blocking).
+    pub fn into_inner(mut self) -> T {
+        self.deregister();
+        self.io.take().expect("io present until into_inner")
+    }
+
+    fn deregister(&mut self) {
+        if let Some(reg) = self.reg.take()
+            && let Some(io) = &self.io
+        {
+            let _ = reg.reactor.selector.delete(io.as_fd());
+            let mut guard = lock(&reg.reactor.sources);
+            let slab = &mut *guard;
+            let slot = (reg.key & 0xffff_ffff) as u32;
+            if let Some(e) = slab.entries.get_mut(slot as usize) {
+                e.1 = None;
+                slab.free.push(slot);
+                slab.live -= 1;
+            }
+            // Wakers still parked here belong to futures being dropped; release them now.
+            *lock(&reg.state.wakers) = [None, None];
+        }
+    }
+
+    fn registration(&self) -> io::Result<&Registration> {
+        if let Some(r) = self.reg.get() {
+            return Ok(r);
+        }
+        let reactor = CURRENT
+            .with(|c| c.borrow().clone())
+            .ok_or_else(not_in_kernel)?;
+        let state = Arc::new(SourceState {
+            // Unknown readiness counts as ready: the caller clears what it found not ready.
+            ready: AtomicU8::new(Direction::Read.bit() | Direction::Write.bit()),
+            owner: [AtomicU64::new(0), AtomicU64::new(0)],
+            wakers: Mutex::new([None, None]),
+        });
+        let key = {
+            let mut guard = lock(&reactor.sources);
+            let slab = &mut *guard;
+            let slot = match slab.free.pop() {
+                Some(s) => s,
+                None => {
+                    slab.entries.push((0, None));
+                    u32::try_from(slab.entries.len() - 1)
+                        .ok()
+                        .filter(|s| u64::from(*s) < NOTIFY_KEY)
+                        .ok_or_else(|| io::Error::other("too many registered sources"))?
+                }
+            };
+            let e = &mut slab.entries[slot as usize];
+            e.0 = e.0.wrapping_add(1);
+            e.1 = Some(state.clone());
+            slab.live += 1;
+            (u64::from(e.0) << 32) | u64::from(slot)
+        };
+        let reg = Registration {
+            reactor: reactor.clone(),
+            key,
+            state,
+        };
+        if let Err(e) = reactor.selector.add(self.get_ref().as_fd(), key) {
+            let mut guard = lock(&reactor.sources);
+            let slab = &mut *guard;
+            let slot = (key & 0xffff_ffff) as u32;
+            slab.entries[slot as usize].1 = None;
+            slab.free.push(slot);
+            slab.live -= 1;
+            return Err(e);
+        }
+        // Only this thread registers lazily (the object is used by the kernel it runs in), so the
+        // cell is empty here; a lost race would only mean a duplicate add, reported as an error.
+        let _ = self.reg.set(reg);
+        self.reg.get().ok_or_else(|| io::Error::other("registration lost"))
+    }
+
+    fn check_kernel(&self, reg: &Registration) -> io::Result<()> {
+        let same = CURRENT.with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|r| Arc::ptr_eq(r, &reg.reactor))
+        });
+        if same { Ok(()) } else { Err(wrong_kernel()) }
+    }
+
+    /// Clears the readiness of `dir`, so the next operation waits for an event first. Call it after
+    /// a short read: an edge-triggered descriptor reports new data with a new event.
+    pub fn clear_ready(&self, dir: Direction) {
+        if let Some(reg) = self.reg.get() {
+            reg.state.ready.fetch_and(!dir.bit(), Ordering::AcqRel);
+        }
+    }
+
+    /// Polls one attempt of `op` in direction `dir`: tries it if the descriptor may be ready,
+    /// and otherwise registers `cx`'s waker. `token` identifies the waiting operation (0 before
+    /// the first wait); pass the same one on every poll and [`release`](Self::release) it when the
+    /// operation is abandoned.
+    ///
+    /// # Errors
+    ///
+    /// `op`'s error other than `WouldBlock`; `ResourceBusy` when another operation already waits in
+    /// this direction; an error when used outside the object's kernel.
+    pub fn poll_op<R>(
+        &self,
+        dir: Direction,
+        token: &mut u64,
+        cx: &mut Context<'_>,
+        op: &mut impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        if !consume_budget() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        loop {
+            let reg = self.reg.get();
+            if let Some(reg) = reg {
+                let owner = reg.state.owner[dir as usize].load(Ordering::Acquire);
+                if owner != 0 && owner != *token {
+                    return Poll::Ready(Err(busy(dir)));
+                }
+            }
+            let ready = reg.is_none_or(|r| r.state.ready.load(Ordering::Acquire) & dir.bit() != 0);
+            if ready {
+                match op(self.get_ref()) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    res => {
+                        self.release(dir, token);
+                        return Poll::Ready(res);
+                    }
+                }
+            }
+            let reg = match self.registration() {
+                Ok(r) => r,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            if let Err(e) = self.check_kernel(reg) {
+                return Poll::Ready(Err(e));
+            }
+            let slot = &reg.state.owner[dir as usize];
+            if *token == 0 {
+                let t = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+                if slot
+                    .compare_exchange(0, t, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    return Poll::Ready(Err(busy(dir)));
+                }
+                *token = t;
+            }
+            if ready {
+                // This attempt saw EAGAIN: the descriptor is not ready until the next edge.
+                reg.state.ready.fetch_and(!dir.bit(), Ordering::AcqRel);
+            } else if reg.state.ready.load(Ordering::Acquire) & dir.bit() != 0 {
+                continue;
+            }
+            let mut w = lock(&reg.state.wakers);
+            match &mut w[dir as usize] {
+                Some(old) if old.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Gives up the wait slot `token` holds in direction `dir` (a dropped or finished operation).
+    pub fn release(&self, dir: Direction, token: &mut u64) {
+        if *token == 0 {
+            return;
+        }
+        if let Some(reg) = self.reg.get() {
+            let slot = &reg.state.owner[dir as usize];
+            if slot
+                .compare_exchange(*token, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                lock(&reg.state.wakers)[dir as usize] = None;
+            }
+        }
+        *token = 0;
+    }
+
+    /// Runs `op` until it stops reporting `WouldBlock`, waiting for readability in between.
+    ///
+    /// # Errors
+    ///
+    /// `op`'s errors, `ResourceBusy` if another task is already waiting to read this descriptor,
+    /// or an error when used outside its kernel.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe if `op` is: a dropped future gives up its wait and has not run `op` since
+    /// its last `Pending`.
+    pub fn read_with<'a, R>(
+        &'a self,
+        op: impl FnMut(&T) -> io::Result<R> + 'a,
+    ) -> impl Future<Output = io::Result<R>> + 'a {
+        IoOp {
+            src: self,
+            dir: Direction::Read,
+            token: 0,
+            op,
+        }
+    }
+
+    /// Runs `op` until it stops reporting `WouldBlock`, waiting for writability in between.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_with`](Self::read_with), for the write direction.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`read_with`](Self::read_with).
+    pub fn write_with<'a, R>(
+        &'a self,
+        op: impl FnMut(&T) -> io::Result<R> + 'a,
+    ) -> impl Future<Output = io::Result<R>> + 'a {
+        IoOp {
+            src: self,
+            dir: Direction::Write,
+            token: 0,
+            op,
+        }
+    }
+
+    /// Waits until the descriptor is readable (or hung up). Does not clear the readiness.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_with`](Self::read_with).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        let mut first = true;
+        self.read_with(move |_| {
+            if std::mem::take(&mut first) {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// Waits until the descriptor is writable. Does not clear the readiness.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_with`](Self::read_with).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        let mut first = true;
+        self.write_with(move |_| {
+            if std::mem::take(&mut first) {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+}
+
+impl<T: AsFd> AsFd for Async<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.get_ref().as_fd()
+    }
+}
+
+impl<T: AsFd> Drop for Async<T> {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+struct IoOp<'a, T: AsFd, F> {
+    src: &'a Async<T>,
+    dir: Direction,
+    token: u64,
+    op: F,
+}
+
+impl<T: AsFd, F> Unpin for IoOp<'_, T, F> {}
+
+impl<T: AsFd, R, F: FnMut(&T) -> io::Result<R>> Future for IoOp<'_, T, F> {
+    type Output = io::Result<R>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        let this = self.get_mut();
+        this.src.poll_op(this.dir, &mut this.token, cx, &mut this.op)
+    }
+}
+
+impl<T: AsFd, F> Drop for IoOp<'_, T, F> {
+    fn drop(&mut self) {
+        self.src.release(self.dir, &mut self.token);
+    }
+}
+
+/// Polls `fut` once with a no-op waker: `Some(output)` if it completed at once.
+///
+/// Handy in tests and doc examples of operations that are ready immediately.
+pub fn block_on_ready<F: Future>(fut: F) -> Option<F::Output> {
+    let fut = pin!(fut);
+    match fut.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}

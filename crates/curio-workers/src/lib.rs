@@ -1,0 +1,349 @@
+//! Worker threads for curio-rt: run blocking work off the kernel's thread.
+//!
+//! [`run_in_thread`] hands a closure to a pool of threads that belongs to the running kernel and
+//! waits for its result without blocking the kernel.
+//!
+//! # Implementation
+//!
+//! Each kernel gets its own pool on first use. The pool starts threads (named `curio-worker`) on
+//! demand, up to a limit: 64 by default, or `CURIO_MAX_WORKER_THREADS`, or the kernel builder's
+//! [`max_worker_threads`](curio_kernel::KernelBuilder::max_worker_threads). A thread that has had
+//! no work for the idle timeout (10 s by default,
+//! [`worker_idle_timeout`](curio_kernel::KernelBuilder::worker_idle_timeout)) exits.
+//! Dropping the kernel stops and joins its idle threads; a thread still inside a call is detached
+//! and exits when the call returns.
+//!
+//! # Examples
+//!
+//! ```
+//! let sum = curio_kernel::run(async {
+//!     curio_workers::run_in_thread(|| (1..=10).sum::<u32>()).await
+//! });
+//! assert_eq!(sum, 55);
+//! ```
+#![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The thread limit used when neither the builder nor the environment sets one.
+pub const DEFAULT_MAX_WORKER_THREADS: usize = 64;
+/// How long an idle thread waits for work by default before it exits.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct State {
+    jobs: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+    shutdown: bool,
+    next_id: usize,
+    handles: Vec<(usize, JoinHandle<()>)>,
+    /// Ids of threads waiting for work (joinable at shutdown).
+    idle_ids: Vec<usize>,
+}
+
+struct PoolShared {
+    state: Mutex<State>,
+    cond: Condvar,
+    max: usize,
+    idle_timeout: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The pool's state is updated in single statements; a panic cannot leave it half-changed.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A kernel's pool of worker threads.
+pub struct ThreadPool {
+    shared: Arc<PoolShared>,
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = lock(&self.shared.state);
+        f.debug_struct("ThreadPool")
+            .field("threads", &st.threads)
+            .field("idle", &st.idle)
+            .field("max", &self.shared.max)
+            .finish()
+    }
+}
+
+impl ThreadPool {
+    /// A pool of at most `max` threads (at least 1), whose idle threads exit after `idle_timeout`.
+    pub fn new(max: usize, idle_timeout: Duration) -> ThreadPool {
+        ThreadPool {
+            shared: Arc::new(PoolShared {
+                state: Mutex::new(State {
+                    jobs: VecDeque::new(),
+                    threads: 0,
+                    idle: 0,
+                    shutdown: false,
+                    next_id: 0,
+                    handles: Vec::new(),
+                    idle_ids: Vec::new(),
+                }),
+                cond: Condvar::new(),
+                max: max.max(1),
+                idle_timeout,
+            }),
+        }
+    }
+
+    /// The running kernel's pool, created on first use from the kernel's configuration.
+    ///
+    /// # Panics
+    ///
+    /// Outside a curio kernel.
+    pub fn current() -> Rc<ThreadPool> {
+        curio_kernel::extension(|| {
+            let cfg = curio_kernel::config();
+            let max = cfg
+                .max_worker_threads
+                .or_else(|| {
+                    std::env::var("CURIO_MAX_WORKER_THREADS")
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .unwrap_or(DEFAULT_MAX_WORKER_THREADS);
+            ThreadPool::new(max, cfg.worker_idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT))
+        })
+    }
+
+    /// The thread limit.
+    pub fn max_threads(&self) -> usize {
+        self.shared.max
+    }
+
+    /// Threads alive now (busy or idle).
+    pub fn thread_count(&self) -> usize {
+        lock(&self.shared.state).threads
+    }
+
+    /// Queues a job; starts a thread if none is idle and the limit allows.
+    ///
+    /// # Errors
+    ///
+    /// When the operating system refuses a new thread and none is running to take the job.
+    pub fn execute(&self, job: Job) -> std::io::Result<()> {
+        let mut st = lock(&self.shared.state);
+        st.jobs.push_back(job);
+        if st.idle > 0 {
+            drop(st);
+            self.shared.cond.notify_one();
+            return Ok(());
+        }
+        if st.threads < self.shared.max {
+            let id = st.next_id;
+            st.next_id += 1;
+            let shared = self.shared.clone();
+            match std::thread::Builder::new()
+                .name("curio-worker".into())
+                .spawn(move || worker(shared, id))
+            {
+                Ok(h) => {
+                    st.threads += 1;
+                    st.handles.push((id, h));
+                }
+                Err(e) if st.threads == 0 => {
+                    st.jobs.pop_back();
+                    return Err(e);
+                }
+                // Some thread will take the job when it finishes its current one.
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn worker(shared: Arc<PoolShared>, id: usize) {
+    let mut st = lock(&shared.state);
+    loop {
+        if let Some(job) = st.jobs.pop_front() {
+            drop(st);
+            job();
+            st = lock(&shared.state);
+            continue;
+        }
+        if st.shutdown {
+            break;
+        }
+        st.idle += 1;
+        st.idle_ids.push(id);
+        let (guard, res) = shared
+            .cond
+            .wait_timeout(st, shared.idle_timeout)
+            .unwrap_or_else(|e| e.into_inner());
+        st = guard;
+        st.idle -= 1;
+        st.idle_ids.retain(|&i| i != id);
+        if res.timed_out() && st.jobs.is_empty() {
+            break;
+        }
+    }
+    st.threads -= 1;
+    // An exiting thread detaches itself, unless shutdown is about to join it.
+    if !st.shutdown
+        && let Some(pos) = st.handles.iter().position(|(i, _)| *i == id)
+    {
+        drop(st.handles.swap_remove(pos));
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        let idle: Vec<JoinHandle<()>> = {
+            let mut st = lock(&self.shared.state);
+            st.shutdown = true;
+            // Queued jobs belong to calls whose tasks are gone: drop them unrun.
+            st.jobs.clear();
+            let ids = st.idle_ids.clone();
+            let mut joinable = Vec::new();
+            let handles = std::mem::take(&mut st.handles);
+            for (i, h) in handles {
+                if ids.contains(&i) {
+                    joinable.push(h);
+                }
+                // Busy threads are detached: they exit when their call returns.
+            }
+            joinable
+        };
+        self.shared.cond.notify_all();
+        for h in idle {
+            let _ = h.join();
+        }
+    }
+}
+
+struct CallState<R> {
+    result: Mutex<Option<std::thread::Result<R>>>,
+    waker: Mutex<Option<Waker>>,
+    cancelled: AtomicBool,
+}
+
+/// Runs `f` on a worker thread of the running kernel's pool and waits for its result without
+/// blocking the kernel (Curio's `run_in_thread`).
+///
+/// # Panics
+///
+/// Outside a curio kernel; if `f` panics, the panic is resumed in the calling task; if the
+/// operating system refuses to start the first worker thread.
+///
+/// # Cancel safety
+///
+/// Dropping the future returns at once. A call not yet started never runs; a running call
+/// finishes on its thread as a zombie and its result is dropped.
+///
+/// # Examples
+///
+/// ```
+/// let n = curio_kernel::run(async {
+///     curio_workers::run_in_thread(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0)).await
+/// });
+/// assert!(n > 0);
+/// ```
+#[doc(alias = "spawn_blocking")]
+pub fn run_in_thread<F, R>(f: F) -> RunInThread<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let state = Arc::new(CallState {
+        result: Mutex::new(None),
+        waker: Mutex::new(None),
+        cancelled: AtomicBool::new(false),
+    });
+    RunInThread {
+        state,
+        job: Some(Box::new(f)),
+        submitted: false,
+    }
+}
+
+/// The future of [`run_in_thread`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct RunInThread<R> {
+    state: Arc<CallState<R>>,
+    job: Option<Box<dyn FnOnce() -> R + Send>>,
+    submitted: bool,
+}
+
+impl<R> fmt::Debug for RunInThread<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunInThread")
+            .field("submitted", &self.submitted)
+            .finish()
+    }
+}
+
+impl<R> Unpin for RunInThread<R> {}
+
+impl<R: Send + 'static> Future for RunInThread<R> {
+    type Output = R;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        if !self.submitted {
+            *lock(&self.state.waker) = Some(cx.waker().clone());
+            let f = self.job.take().expect("job present until submitted");
+            let state = self.state.clone();
+            let handle = curio_kernel::try_handle()
+                .expect("curio::run_in_thread polled outside a curio kernel");
+            let work = handle.external_work();
+            let job: Job = Box::new(move || {
+                if !state.cancelled.load(Ordering::Acquire) {
+                    let r = catch_unwind(AssertUnwindSafe(f));
+                    *lock(&state.result) = Some(r);
+                    if let Some(w) = lock(&state.waker).take() {
+                        w.wake();
+                    }
+                }
+                // Dropped after the wake, so a virtual clock cannot jump in between.
+                drop(work);
+            });
+            ThreadPool::current()
+                .execute(job)
+                .expect("curio: cannot start a worker thread");
+            self.submitted = true;
+            return Poll::Pending;
+        }
+        if let Some(r) = lock(&self.state.result).take() {
+            return match r {
+                Ok(v) => Poll::Ready(v),
+                Err(p) => resume_unwind(p),
+            };
+        }
+        let mut w = lock(&self.state.waker);
+        match &mut *w {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        drop(w);
+        // The result may have landed between the two checks.
+        if let Some(r) = lock(&self.state.result).take() {
+            return match r {
+                Ok(v) => Poll::Ready(v),
+                Err(p) => resume_unwind(p),
+            };
+        }
+        Poll::Pending
+    }
+}
+
+impl<R> Drop for RunInThread<R> {
+    fn drop(&mut self) {
+        self.state.cancelled.store(true, Ordering::Release);
+        lock(&self.state.waker).take();
+    }
+}

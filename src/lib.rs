@@ -1,0 +1,85 @@
+//! curio-rt: Curio's concurrent I/O model in Rust.
+//!
+//! A small, explicit kernel runs tasks on one thread. Tasks are cancellable, join through
+//! handles, sleep on the kernel's clock, and talk to other threads through a [`KernelHandle`].
+//! Blocking work goes to a thread pool with [`run_in_thread`]; sockets live in [`net`].
+//!
+//! This crate is the facade: it only re-exports the workspace's crates
+//! (`curio-kernel`, `curio-time`, `curio-reactor`, `curio-net`, `curio-workers`), each of which
+//! can also be used on its own.
+//!
+//! # Examples
+//!
+//! The echo server of Curio's README:
+//!
+//! ```no_run
+//! use curio::net::{TcpStream, tcp_server};
+//! use std::net::SocketAddr;
+//!
+//! async fn echo_client(client: TcpStream, addr: SocketAddr) -> std::io::Result<()> {
+//!     println!("Connection from {addr}");
+//!     loop {
+//!         let data = client.recv(100_000).await?;
+//!         if data.is_empty() {
+//!             break;
+//!         }
+//!         client.sendall(&data).await?;
+//!     }
+//!     println!("Connection closed");
+//!     Ok(())
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     curio::run(tcp_server("0.0.0.0:25000", echo_client))
+//! }
+//! ```
+//!
+//! Tasks:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let out = curio::run(async {
+//!     let kid = curio::spawn(async {
+//!         curio::sleep(Duration::from_millis(1)).await;
+//!         37
+//!     });
+//!     kid.join().await
+//! });
+//! assert_eq!(out.unwrap(), 37);
+//! ```
+#![forbid(unsafe_code)]
+
+pub use curio_kernel::{
+    Builder, Kernel, KernelBuilder, KernelHandle, RemoteTask, Task, TaskError, TaskId, TaskRef,
+    current_task, run, spawn, spawn_daemon, try_current_task,
+};
+pub use curio_time::{clock, sleep, sleep_until, yield_now};
+pub use curio_workers::run_in_thread;
+
+/// Time: the kernel's clock, sleeping, and the virtual clock's manual advance.
+pub mod time {
+    pub use curio_time::{
+        Clock, RealClock, Sleep, VirtualClock, advance, clock, sleep, sleep_until, yield_now,
+    };
+}
+
+/// Sockets and servers.
+pub mod net {
+    pub use curio_net::*;
+}
+
+/// Worker threads.
+pub mod workers {
+    pub use curio_workers::{
+        DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKER_THREADS, RunInThread, ThreadPool, run_in_thread,
+    };
+}
+
+/// The lower layers, for crates that extend the kernel.
+pub mod rt {
+    pub use curio_kernel::{
+        Config, ExternalWork, config, extension, run_until_thread_done, try_handle,
+    };
+    pub use curio_reactor::{Async, Direction, Notifier, Park, PollOutcome, Reactor};
+}
