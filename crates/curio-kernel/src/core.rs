@@ -35,13 +35,14 @@ pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
 /// When a kernel already runs on this thread.
 pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
     CURRENT.with(|c| {
-        let mut c = c.borrow_mut();
-        assert!(
-            c.is_none(),
-            "only one curio kernel can run on a thread: a kernel is already running here \
-             (Kernel::run and curio::run cannot be called from inside a task)"
-        );
-        *c = Some(core.clone());
+        // A borrow in progress means this call comes from inside a running kernel's task.
+        match c.try_borrow_mut() {
+            Ok(mut c) if c.is_none() => *c = Some(core.clone()),
+            _ => panic!(
+                "only one curio kernel can run on a thread: a kernel is already running here \
+                 (Kernel::run and curio::run cannot be called from inside a task)"
+            ),
+        }
     });
     EnterGuard {
         _time: core.time.enter(),

@@ -124,6 +124,18 @@ impl Kernel {
         self.core.tasks.borrow().len()
     }
 
+    /// The kernel's clock (virtual or real).
+    pub fn clock(&self) -> std::time::Instant {
+        self.core.time.now()
+    }
+
+    /// Moves a virtual clock forward by `d` while the kernel is not running (Curio tests block
+    /// the loop with `time.sleep` between single steps); timers now expired fire at the next cycle.
+    /// A real clock ignores it.
+    pub fn advance(&self, d: Duration) {
+        self.core.time.advance(d);
+    }
+
     /// Number of live timers.
     pub fn timer_count(&self) -> usize {
         self.core.time.timer_count()
@@ -508,9 +520,8 @@ impl<F: Future> Future for RemoteFuture<F> {
         {
             g.id = crate::task::try_current_task().map(|t| t.id());
         }
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            this.fut.as_mut().poll(cx)
-        }));
+        let res =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.fut.as_mut().poll(cx)));
         let out = match res {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(v)) => Ok(v),
@@ -569,11 +580,7 @@ impl<T> RemoteTask<T> {
             if let Some(r) = st.result.take() {
                 return r;
             }
-            st = self
-                .slot
-                .cond
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
+            st = self.slot.cond.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -645,7 +652,9 @@ pub fn extension<T: Any>(init: impl FnOnce() -> T) -> Rc<T> {
             .map(|(_, v)| v.clone())
     });
     if let Some(v) = found {
-        return v.downcast::<T>().unwrap_or_else(|_| unreachable!("keyed by TypeId"));
+        return v
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("keyed by TypeId"));
     }
     let v: Rc<T> = Rc::new(init());
     with_core(|c| {

@@ -47,7 +47,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -193,7 +193,7 @@ impl Reactor {
     /// A handle that wakes this reactor from any thread.
     pub fn notifier(&self) -> Notifier {
         Notifier {
-            inner: self.inner.clone(),
+            inner: Arc::downgrade(&self.inner),
         }
     }
 
@@ -294,15 +294,17 @@ impl Drop for EnterGuard {
 }
 
 /// Wakes a [`Reactor`] from any thread. `Send + Sync + Clone`.
+///
+/// It does not keep the reactor alive: once the reactor is dropped, `notify` does nothing.
 #[derive(Clone)]
 pub struct Notifier {
-    inner: Arc<Inner>,
+    inner: Weak<Inner>,
 }
 
 impl fmt::Debug for Notifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Notifier")
-            .field("reactor", &self.inner.id)
+            .field("alive", &(self.inner.strong_count() > 0))
             .finish()
     }
 }
@@ -311,16 +313,43 @@ impl Notifier {
     /// Wakes the reactor: its current or next [`Reactor::poll`] returns promptly.
     /// Wakes coalesce: while one is pending, further calls make no syscall.
     pub fn notify(&self) {
-        if !self.inner.notified.swap(true, Ordering::SeqCst) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        if !inner.notified.swap(true, Ordering::SeqCst) {
             // A failing eventfd write leaves nothing to recover; the next one may succeed.
-            let _ = self.inner.selector.notify();
+            let _ = inner.selector.notify();
+        }
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // Other threads hold the reactor only for the length of a `notify` or a deregistration;
+        // wait for those, so its descriptors are closed here, on the owner's thread, and no
+        // later.
+        let entered_here = CURRENT
+            .try_with(|c| {
+                c.try_borrow()
+                    .map(|c| c.as_ref().is_some_and(|r| Arc::ptr_eq(r, &self.inner)))
+                    .unwrap_or(true)
+            })
+            .unwrap_or(true);
+        if entered_here {
+            // Dropped while still entered on this thread: the guard keeps it alive a bit longer.
+            return;
+        }
+        while Arc::strong_count(&self.inner) > 1 {
+            std::thread::yield_now();
         }
     }
 }
 
 /// The registration of one descriptor with one reactor; removed in `Drop` of the [`Async`].
+/// It does not keep the reactor alive: a registration that outlives its kernel has nothing left
+/// to remove.
 struct Registration {
-    reactor: Arc<Inner>,
+    reactor: Weak<Inner>,
     key: u64,
     state: Arc<SourceState>,
 }
@@ -387,9 +416,10 @@ impl<T: AsFd> Async<T> {
     fn deregister(&mut self) {
         if let Some(reg) = self.reg.take()
             && let Some(io) = &self.io
+            && let Some(reactor) = reg.reactor.upgrade()
         {
-            let _ = reg.reactor.selector.delete(io.as_fd());
-            let mut guard = lock(&reg.reactor.sources);
+            let _ = reactor.selector.delete(io.as_fd());
+            let mut guard = lock(&reactor.sources);
             let slab = &mut *guard;
             let slot = (reg.key & 0xffff_ffff) as u32;
             if let Some(e) = slab.entries.get_mut(slot as usize) {
@@ -435,7 +465,7 @@ impl<T: AsFd> Async<T> {
             (u64::from(e.0) << 32) | u64::from(slot)
         };
         let reg = Registration {
-            reactor: reactor.clone(),
+            reactor: Arc::downgrade(&reactor),
             key,
             state,
         };
@@ -451,14 +481,16 @@ impl<T: AsFd> Async<T> {
         // Only this thread registers lazily (the object is used by the kernel it runs in), so the
         // cell is empty here; a lost race would only mean a duplicate add, reported as an error.
         let _ = self.reg.set(reg);
-        self.reg.get().ok_or_else(|| io::Error::other("registration lost"))
+        self.reg
+            .get()
+            .ok_or_else(|| io::Error::other("registration lost"))
     }
 
     fn check_kernel(&self, reg: &Registration) -> io::Result<()> {
         let same = CURRENT.with(|c| {
             c.borrow()
                 .as_ref()
-                .is_some_and(|r| Arc::ptr_eq(r, &reg.reactor))
+                .is_some_and(|r| std::ptr::eq(Arc::as_ptr(r), reg.reactor.as_ptr()))
         });
         if same { Ok(()) } else { Err(wrong_kernel()) }
     }
@@ -672,7 +704,8 @@ impl<T: AsFd, R, F: FnMut(&T) -> io::Result<R>> Future for IoOp<'_, T, F> {
     type Output = io::Result<R>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
         let this = self.get_mut();
-        this.src.poll_op(this.dir, &mut this.token, cx, &mut this.op)
+        this.src
+            .poll_op(this.dir, &mut this.token, cx, &mut this.op)
     }
 }
 

@@ -294,11 +294,12 @@ pub fn advance(d: Duration) {
 
 /// Waits until `d` has passed on the kernel's clock. `sleep(Duration::ZERO)` is [`yield_now`].
 ///
-/// The deadline counts from the moment `sleep` is called.
+/// The deadline counts from the moment `sleep` is called (or, for a sleep created before its
+/// kernel started, from its first poll).
 ///
 /// # Panics
 ///
-/// When called outside a curio kernel.
+/// When polled outside a curio kernel.
 ///
 /// # Cancel safety
 ///
@@ -319,12 +320,13 @@ pub fn sleep(d: Duration) -> Sleep {
             state: SleepState::Yield(false),
         };
     }
-    CURRENT.with(|c| {
-        let c = c.borrow();
-        let drv = c
-            .as_ref()
-            .expect("curio::sleep called outside a curio kernel");
-        Sleep::armed(drv, drv.now() + d)
+    CURRENT.with(|c| match c.borrow().as_ref() {
+        Some(drv) => Sleep::armed(drv, drv.now() + d),
+        // Created before its kernel runs (`curio::run(sleep(d))`): the deadline counts from the
+        // first poll.
+        None => Sleep {
+            state: SleepState::Unstarted(d),
+        },
     })
 }
 
@@ -356,6 +358,7 @@ pub struct Sleep {
 
 #[derive(Debug)]
 enum SleepState {
+    Unstarted(Duration),
     Yield(bool),
     Timer {
         driver: u64,
@@ -369,12 +372,7 @@ enum SleepState {
 impl Sleep {
     fn armed(drv: &TimeDriver, deadline: Instant) -> Sleep {
         Sleep {
-            state: SleepState::Timer {
-                driver: drv.id,
-                deadline,
-                seq: drv.next_seq(),
-                key: None,
-            },
+            state: armed_state(drv, deadline),
         }
     }
 
@@ -387,10 +385,28 @@ impl Sleep {
     }
 }
 
+fn armed_state(drv: &TimeDriver, deadline: Instant) -> SleepState {
+    SleepState::Timer {
+        driver: drv.id,
+        deadline,
+        seq: drv.next_seq(),
+        key: None,
+    }
+}
+
 impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let SleepState::Unstarted(d) = self.state {
+            self.state = CURRENT.with(|c| {
+                let c = c.borrow();
+                let drv = c
+                    .as_ref()
+                    .expect("curio::sleep polled outside a curio kernel");
+                armed_state(drv, drv.now() + d)
+            });
+        }
         match &mut self.state {
             SleepState::Yield(yielded) => {
                 if *yielded {
@@ -434,7 +450,7 @@ impl Future for Sleep {
                     Poll::Pending
                 }
             }
-            SleepState::Done => Poll::Ready(()),
+            SleepState::Done | SleepState::Unstarted(_) => Poll::Ready(()),
         }
     }
 }

@@ -51,6 +51,24 @@ struct State {
     handles: Vec<(usize, JoinHandle<()>)>,
     /// Ids of threads waiting for work (joinable at shutdown).
     idle_ids: Vec<usize>,
+    /// Each thread's "my job has delivered its result" flag: such a thread is about to go idle,
+    /// so shutdown joins it instead of detaching it as a zombie.
+    finishing: Vec<(usize, Arc<AtomicBool>)>,
+}
+
+thread_local! {
+    static FINISHING: std::cell::RefCell<Option<Arc<AtomicBool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Tells the pool that the job running on this thread has delivered its result (or will never
+/// deliver one): the thread is no zombie, and shutdown may wait for it.
+fn mark_finishing() {
+    FINISHING.with(|f| {
+        if let Some(f) = &*f.borrow() {
+            f.store(true, Ordering::Release);
+        }
+    });
 }
 
 struct PoolShared {
@@ -94,6 +112,7 @@ impl ThreadPool {
                     next_id: 0,
                     handles: Vec::new(),
                     idle_ids: Vec::new(),
+                    finishing: Vec::new(),
                 }),
                 cond: Condvar::new(),
                 max: max.max(1),
@@ -149,13 +168,16 @@ impl ThreadPool {
             let id = st.next_id;
             st.next_id += 1;
             let shared = self.shared.clone();
+            let flag = Arc::new(AtomicBool::new(false));
+            let f2 = flag.clone();
             match std::thread::Builder::new()
                 .name("curio-worker".into())
-                .spawn(move || worker(shared, id))
+                .spawn(move || worker(shared, id, f2))
             {
                 Ok(h) => {
                     st.threads += 1;
                     st.handles.push((id, h));
+                    st.finishing.push((id, flag));
                 }
                 Err(e) if st.threads == 0 => {
                     st.jobs.pop_back();
@@ -169,12 +191,15 @@ impl ThreadPool {
     }
 }
 
-fn worker(shared: Arc<PoolShared>, id: usize) {
+fn worker(shared: Arc<PoolShared>, id: usize, finishing: Arc<AtomicBool>) {
+    FINISHING.with(|f| *f.borrow_mut() = Some(finishing.clone()));
     let mut st = lock(&shared.state);
     loop {
         if let Some(job) = st.jobs.pop_front() {
+            finishing.store(false, Ordering::Release);
             drop(st);
             job();
+            finishing.store(true, Ordering::Release);
             st = lock(&shared.state);
             continue;
         }
@@ -195,6 +220,7 @@ fn worker(shared: Arc<PoolShared>, id: usize) {
         }
     }
     st.threads -= 1;
+    st.finishing.retain(|(i, _)| *i != id);
     // An exiting thread detaches itself, unless shutdown is about to join it.
     if !st.shutdown
         && let Some(pos) = st.handles.iter().position(|(i, _)| *i == id)
@@ -210,14 +236,20 @@ impl Drop for ThreadPool {
             st.shutdown = true;
             // Queued jobs belong to calls whose tasks are gone: drop them unrun.
             st.jobs.clear();
-            let ids = st.idle_ids.clone();
+            let mut ids = st.idle_ids.clone();
+            ids.extend(
+                st.finishing
+                    .iter()
+                    .filter(|(_, f)| f.load(Ordering::Acquire))
+                    .map(|(i, _)| *i),
+            );
             let mut joinable = Vec::new();
             let handles = std::mem::take(&mut st.handles);
             for (i, h) in handles {
                 if ids.contains(&i) {
                     joinable.push(h);
                 }
-                // Busy threads are detached: they exit when their call returns.
+                // Threads still inside an abandoned call are detached: they exit when it returns.
             }
             joinable
         };
@@ -302,9 +334,14 @@ impl<R: Send + 'static> Future for RunInThread<R> {
                 .expect("curio::run_in_thread polled outside a curio kernel");
             let work = handle.external_work();
             let job: Job = Box::new(move || {
-                if !state.cancelled.load(Ordering::Acquire) {
+                if state.cancelled.load(Ordering::Acquire) {
+                    mark_finishing();
+                } else {
                     let r = catch_unwind(AssertUnwindSafe(f));
                     *lock(&state.result) = Some(r);
+                    // Marked before the wake: once the caller can see the result, shutdown
+                    // may run, and it must wait for this thread rather than detach it.
+                    mark_finishing();
                     if let Some(w) = lock(&state.waker).take() {
                         w.wake();
                     }

@@ -50,7 +50,12 @@ impl Selector {
     }
 
     pub(crate) fn add(&self, fd: BorrowedFd<'_>, key: u64) -> io::Result<()> {
-        epoll::add(&self.epoll, fd, epoll::EventData::new_u64(key), SOURCE_FLAGS)?;
+        epoll::add(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(key),
+            SOURCE_FLAGS,
+        )?;
         Ok(())
     }
 
@@ -75,15 +80,11 @@ impl Selector {
         });
         let events = &mut buf.0;
         events.clear();
-        loop {
-            match epoll::wait(&self.epoll, spare_capacity(events), ts.as_ref()) {
-                Ok(_) => break,
-                Err(rustix::io::Errno::INTR) => {
-                    // A signal interrupted the wait: report nothing, the kernel loops again.
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
-            }
+        match epoll::wait(&self.epoll, spare_capacity(events), ts.as_ref()) {
+            Ok(_) => {}
+            // A signal interrupted the wait: report nothing, the kernel loops again.
+            Err(rustix::io::Errno::INTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
         for ev in events.iter() {
             let key = ev.data.u64();

@@ -1,7 +1,10 @@
 //! The portable selector on the `polling` crate, in edge-triggered mode where the platform has it.
 //!
 //! Used on platforms without `epoll`, and on Linux with the `polling-backend` feature (so CI tests it).
-#![allow(unsafe_code, reason = "polling's add_with_mode is unsafe: the fd must be deleted before it closes")]
+#![allow(
+    unsafe_code,
+    reason = "polling's add_with_mode is unsafe: the fd must be deleted before it closes"
+)]
 
 use polling::{Event, Events, PollMode, Poller};
 use std::io;
@@ -32,17 +35,17 @@ impl Selector {
         } else {
             PollMode::Level
         };
-        Ok(Selector {
-            poller,
-            mode,
-        })
+        Ok(Selector { poller, mode })
     }
 
     pub(crate) fn add(&self, fd: BorrowedFd<'_>, key: u64) -> io::Result<()> {
         let key = usize::try_from(key).map_err(|_| io::Error::other("source key overflow"))?;
         // SAFETY: every registered descriptor is deleted by `Async`'s `Drop` before its owner
         // closes it, which is the contract `add_with_mode` asks for.
-        unsafe { self.poller.add_with_mode(fd.as_raw_fd(), Event::all(key), self.mode) }
+        unsafe {
+            self.poller
+                .add_with_mode(fd.as_raw_fd(), Event::all(key), self.mode)
+        }
     }
 
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {

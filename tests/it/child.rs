@@ -1,0 +1,44 @@
+//! Running a test body in a child process: for tests that count descriptors or threads, or need
+//! an environment variable, so other tests in the same process cannot disturb them.
+
+use std::process::Command;
+
+const VAR: &str = "CURIO_TEST_CHILD";
+
+/// Returns `true` in the child (run the body); in the parent, re-executes this test binary for
+/// test `name` (its full path, e.g. `handle::kernel_drop_leaves_nothing`) with `envs` set, asserts
+/// that the child passed, and returns `false`.
+pub(crate) fn in_child(name: &str, envs: &[(&str, &str)]) -> bool {
+    if std::env::var(VAR).as_deref() == Ok(name) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(VAR, name)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("re-execute the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child test {name} failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// Open descriptors of this process.
+pub(crate) fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// Threads of this process.
+pub(crate) fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .count()
+}
