@@ -432,7 +432,10 @@ impl<T: AsFd> Async<T> {
         }
     }
 
-    fn registration(&self) -> io::Result<&Registration> {
+    /// The registration, made now if needed. A new registration starts with `waiting` not ready
+    /// (the caller just saw `EAGAIN`, or wants to wait; `epoll` reports the real state on add) and
+    /// the other direction ready (unknown: try the syscall).
+    fn registration(&self, waiting: Direction) -> io::Result<&Registration> {
         if let Some(r) = self.reg.get() {
             return Ok(r);
         }
@@ -440,8 +443,7 @@ impl<T: AsFd> Async<T> {
             .with(|c| c.borrow().clone())
             .ok_or_else(not_in_kernel)?;
         let state = Arc::new(SourceState {
-            // Unknown readiness counts as ready: the caller clears what it found not ready.
-            ready: AtomicU8::new(Direction::Read.bit() | Direction::Write.bit()),
+            ready: AtomicU8::new((Direction::Read.bit() | Direction::Write.bit()) & !waiting.bit()),
             owner: [AtomicU64::new(0), AtomicU64::new(0)],
             wakers: Mutex::new([None, None]),
         });
@@ -542,7 +544,7 @@ impl<T: AsFd> Async<T> {
                     }
                 }
             }
-            let reg = match self.registration() {
+            let reg = match self.registration(dir) {
                 Ok(r) => r,
                 Err(e) => return Poll::Ready(Err(e)),
             };
@@ -636,6 +638,52 @@ impl<T: AsFd> Async<T> {
         }
     }
 
+    /// Polls for readiness in direction `dir` without running any operation: ready if the
+    /// reactor has seen the descriptor ready since its readiness was last cleared.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll_op`](Self::poll_op).
+    pub fn poll_ready(
+        &self,
+        dir: Direction,
+        token: &mut u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let reg = match self.registration(dir) {
+            Ok(r) => r,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        if let Err(e) = self.check_kernel(reg) {
+            return Poll::Ready(Err(e));
+        }
+        let slot = &reg.state.owner[dir as usize];
+        let owner = slot.load(Ordering::Acquire);
+        if owner != 0 && owner != *token {
+            return Poll::Ready(Err(busy(dir)));
+        }
+        if reg.state.ready.load(Ordering::Acquire) & dir.bit() != 0 {
+            self.release(dir, token);
+            return Poll::Ready(Ok(()));
+        }
+        if *token == 0 {
+            let t = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+            if slot
+                .compare_exchange(0, t, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return Poll::Ready(Err(busy(dir)));
+            }
+            *token = t;
+        }
+        let mut w = lock(&reg.state.wakers);
+        match &mut w[dir as usize] {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
     /// Waits until the descriptor is readable (or hung up). Does not clear the readiness.
     ///
     /// # Errors
@@ -645,16 +693,12 @@ impl<T: AsFd> Async<T> {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn readable(&self) -> io::Result<()> {
-        let mut first = true;
-        self.read_with(move |_| {
-            if std::mem::take(&mut first) {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(())
-            }
-        })
-        .await
+    pub fn readable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        Ready {
+            src: self,
+            dir: Direction::Read,
+            token: 0,
+        }
     }
 
     /// Waits until the descriptor is writable. Does not clear the readiness.
@@ -666,16 +710,32 @@ impl<T: AsFd> Async<T> {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn writable(&self) -> io::Result<()> {
-        let mut first = true;
-        self.write_with(move |_| {
-            if std::mem::take(&mut first) {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(())
-            }
-        })
-        .await
+    pub fn writable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        Ready {
+            src: self,
+            dir: Direction::Write,
+            token: 0,
+        }
+    }
+}
+
+struct Ready<'a, T: AsFd> {
+    src: &'a Async<T>,
+    dir: Direction,
+    token: u64,
+}
+
+impl<T: AsFd> Future for Ready<'_, T> {
+    type Output = io::Result<()>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.src.poll_ready(this.dir, &mut this.token, cx)
+    }
+}
+
+impl<T: AsFd> Drop for Ready<'_, T> {
+    fn drop(&mut self) {
+        self.src.release(self.dir, &mut self.token);
     }
 }
 
