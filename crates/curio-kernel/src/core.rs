@@ -171,6 +171,8 @@ pub(crate) struct Core {
     pub(crate) config: Config,
     pub(crate) extensions: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
     pub(crate) run_counter: Cell<u64>,
+    /// Task turns since the reactor was last polled (see `EVENT_INTERVAL`).
+    pub(crate) since_poll: Cell<u32>,
 }
 
 /// Every live task, so shutdown can cancel them and the monitor can list them.
@@ -215,6 +217,7 @@ impl Core {
             config,
             extensions: RefCell::new(Vec::new()),
             run_counter: Cell::new(0),
+            since_poll: Cell::new(0),
         }))
     }
 

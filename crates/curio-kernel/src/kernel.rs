@@ -273,6 +273,9 @@ fn cycle<F: Future>(
     step_cycle(core, main, false)
 }
 
+/// Task turns between two reactor polls while tasks are ready (tokio's `event_interval`).
+const EVENT_INTERVAL: u32 = 61;
+
 /// One cycle: (1) poll the reactor, blocking only when nothing is ready, (2) take work from other
 /// threads, (3) fire expired timers, (4) run the tasks that were ready at that point, each once.
 fn step_cycle<F: Future>(
@@ -287,7 +290,15 @@ fn step_cycle<F: Future>(
     } else {
         core.time.park_timeout()
     };
-    let outcome = core.reactor.poll(timeout).unwrap_or_default();
+    // While tasks are ready, the zero-timeout reactor poll (a syscall) is made only every
+    // `EVENT_INTERVAL` task turns: I/O readiness waits at most that many turns, as in tokio.
+    let skip_poll = !ready_empty && !nonblocking && core.since_poll.get() < EVENT_INTERVAL;
+    let outcome = if skip_poll {
+        curio_reactor::PollOutcome::default()
+    } else {
+        core.since_poll.set(0);
+        core.reactor.poll(timeout).unwrap_or_default()
+    };
     core.drain_remote();
     if virtual_clock && !nonblocking && ready_empty && core.ready.borrow().is_empty() {
         let idle = outcome.events == 0
@@ -306,6 +317,11 @@ fn step_cycle<F: Future>(
         core.time.fire();
     }
     let n = core.ready.borrow().len();
+    core.since_poll.set(
+        core.since_poll
+            .get()
+            .saturating_add(n.try_into().unwrap_or(u32::MAX)),
+    );
     for _ in 0..n {
         let entry = core.ready.borrow_mut().pop_front();
         match entry {
