@@ -488,6 +488,13 @@ impl<T: AsFd> Async<T> {
             .ok_or_else(|| io::Error::other("registration lost"))
     }
 
+    /// The registration, made if needed, checked to belong to the running kernel.
+    fn own_registration(&self, waiting: Direction) -> io::Result<&Registration> {
+        let reg = self.registration(waiting)?;
+        self.check_kernel(reg)?;
+        Ok(reg)
+    }
+
     fn check_kernel(&self, reg: &Registration) -> io::Result<()> {
         let same = CURRENT.with(|c| {
             c.borrow()
@@ -544,23 +551,12 @@ impl<T: AsFd> Async<T> {
                     }
                 }
             }
-            let reg = match self.registration(dir) {
+            let reg = match self.own_registration(dir) {
                 Ok(r) => r,
                 Err(e) => return Poll::Ready(Err(e)),
             };
-            if let Err(e) = self.check_kernel(reg) {
+            if let Err(e) = take_slot(reg, dir, token) {
                 return Poll::Ready(Err(e));
-            }
-            let slot = &reg.state.owner[dir as usize];
-            if *token == 0 {
-                let t = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-                if slot
-                    .compare_exchange(0, t, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    return Poll::Ready(Err(busy(dir)));
-                }
-                *token = t;
             }
             if ready {
                 // This attempt saw EAGAIN: the descriptor is not ready until the next edge.
@@ -568,11 +564,7 @@ impl<T: AsFd> Async<T> {
             } else if reg.state.ready.load(Ordering::Acquire) & dir.bit() != 0 {
                 continue;
             }
-            let mut w = lock(&reg.state.wakers);
-            match &mut w[dir as usize] {
-                Some(old) if old.will_wake(cx.waker()) => {}
-                slot => *slot = Some(cx.waker().clone()),
-            }
+            park_waker(reg, dir, cx);
             return Poll::Pending;
         }
     }
@@ -650,15 +642,11 @@ impl<T: AsFd> Async<T> {
         token: &mut u64,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        let reg = match self.registration(dir) {
+        let reg = match self.own_registration(dir) {
             Ok(r) => r,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        if let Err(e) = self.check_kernel(reg) {
-            return Poll::Ready(Err(e));
-        }
-        let slot = &reg.state.owner[dir as usize];
-        let owner = slot.load(Ordering::Acquire);
+        let owner = reg.state.owner[dir as usize].load(Ordering::Acquire);
         if owner != 0 && owner != *token {
             return Poll::Ready(Err(busy(dir)));
         }
@@ -666,21 +654,10 @@ impl<T: AsFd> Async<T> {
             self.release(dir, token);
             return Poll::Ready(Ok(()));
         }
-        if *token == 0 {
-            let t = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-            if slot
-                .compare_exchange(0, t, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                return Poll::Ready(Err(busy(dir)));
-            }
-            *token = t;
+        if let Err(e) = take_slot(reg, dir, token) {
+            return Poll::Ready(Err(e));
         }
-        let mut w = lock(&reg.state.wakers);
-        match &mut w[dir as usize] {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        park_waker(reg, dir, cx);
         Poll::Pending
     }
 
@@ -716,6 +693,28 @@ impl<T: AsFd> Async<T> {
             dir: Direction::Write,
             token: 0,
         }
+    }
+}
+
+/// Makes `token` the waiter of direction `dir`, taking a fresh token if it has none.
+fn take_slot(reg: &Registration, dir: Direction, token: &mut u64) -> io::Result<()> {
+    if *token != 0 {
+        return Ok(());
+    }
+    let t = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    reg.state.owner[dir as usize]
+        .compare_exchange(0, t, Ordering::AcqRel, Ordering::Acquire)
+        .map_err(|_| busy(dir))?;
+    *token = t;
+    Ok(())
+}
+
+/// Stores the waker the next event in direction `dir` wakes.
+fn park_waker(reg: &Registration, dir: Direction, cx: &Context<'_>) {
+    let mut w = lock(&reg.state.wakers);
+    match &mut w[dir as usize] {
+        Some(old) if old.will_wake(cx.waker()) => {}
+        slot => *slot = Some(cx.waker().clone()),
     }
 }
 
