@@ -51,8 +51,12 @@
 #![forbid(unsafe_code)]
 
 pub use curio_kernel::{
-    Builder, Kernel, KernelBuilder, KernelHandle, RemoteTask, Task, TaskError, TaskId, TaskRef,
-    current_task, run, spawn, spawn_daemon, try_current_task,
+    AddTaskError, Builder, CancelReason, GroupError, IgnoreTimeout, Kernel, KernelBuilder,
+    KernelHandle, NotInTask, Outcome, OutcomePolicy, RemoteTask, Shield, Task, TaskError,
+    TaskGroup, TaskId, TaskLocal, TaskRef, TaskTimeout, Timeout, Wait, WaitPolicy,
+    cancel_requested, check_cancellation, current_task, disable_cancellation, ignore_after,
+    ignore_at, run, spawn, spawn_daemon, task_local, timeout_after, timeout_after_opt, timeout_at,
+    try_current_task,
 };
 pub use curio_time::{clock, sleep, sleep_until, yield_now};
 pub use curio_workers::run_in_thread;

@@ -33,16 +33,32 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod cancel;
 mod core;
+mod group;
 mod kernel;
+mod local;
 mod task;
+mod timeout;
 
+pub use crate::cancel::{
+    CancelReason, CancelRequested, NotInTask, Shield, cancel_requested, check_cancellation,
+    disable_cancellation,
+};
 pub use crate::core::Config;
+pub use crate::group::{
+    AddTaskError, GroupError, Outcome, OutcomePolicy, TaskGroup, Wait, WaitPolicy,
+};
 pub use crate::kernel::{
     ExternalWork, Kernel, KernelBuilder, KernelHandle, RemoteTask, config, extension, run,
     run_until_thread_done, try_handle,
 };
+pub use crate::local::TaskLocal;
 pub use crate::task::{
     Builder, Task, TaskError, TaskId, TaskRef, current_task, spawn, spawn_daemon, try_current_task,
+};
+pub use crate::timeout::{
+    IgnoreTimeout, TaskTimeout, Timeout, ignore_after, ignore_at, timeout_after, timeout_after_opt,
+    timeout_at,
 };
 pub use curio_time::{advance, clock, sleep, sleep_until, yield_now};

@@ -8,11 +8,13 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::{Pin, pin};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use crate::core::{Core, with_core};
+use crate::group::GroupLink;
+use crate::local::LocalValue;
 
 /// A task's identity: a process-wide counter starting at 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,6 +95,20 @@ pub(crate) struct Header {
     pub(crate) waiters: RefCell<Vec<Waker>>,
     pub(crate) slot: Cell<usize>,
     pub(crate) cycles: Cell<u64>,
+    /// Timeout scopes created by this task so far (each takes the next number).
+    pub(crate) timeout_seq: Cell<u64>,
+    /// `timeout_seq` when cancellation was requested: scopes numbered below it are disarmed.
+    pub(crate) cancel_seq: Cell<u64>,
+    /// Timeout scopes that expired while a shield inside them was active.
+    pub(crate) timed_out: Cell<u32>,
+    /// Wakers of `cancel_requested()` futures.
+    pub(crate) cancel_waiters: RefCell<Vec<Waker>>,
+    /// Task groups this task owns, oldest first.
+    pub(crate) groups: RefCell<Vec<Weak<dyn GroupLink>>>,
+    /// The group this task is a member of.
+    pub(crate) member_of: RefCell<Option<Weak<dyn GroupLink>>>,
+    /// Task-local values, keyed by the address of their `TaskLocal`.
+    pub(crate) locals: RefCell<Vec<(usize, Box<dyn LocalValue>)>>,
 }
 
 impl Header {
@@ -102,7 +118,18 @@ impl Header {
         daemon: bool,
         location: &'static Location<'static>,
     ) -> Rc<Header> {
-        let parent = core.current.borrow().as_ref().map(|h| h.id);
+        let (parent, locals) = match core.current.borrow().as_ref() {
+            // A child starts with a clone of its parent's task-local values (Curio's inheritance).
+            Some(p) => (
+                Some(p.id),
+                p.locals
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (*k, (**v).clone_value()))
+                    .collect(),
+            ),
+            None => (None, Vec::new()),
+        };
         Rc::new(Header {
             id: next_id(),
             parent,
@@ -117,6 +144,13 @@ impl Header {
             waiters: RefCell::new(Vec::new()),
             slot: Cell::new(usize::MAX),
             cycles: Cell::new(0),
+            timeout_seq: Cell::new(0),
+            cancel_seq: Cell::new(0),
+            timed_out: Cell::new(0),
+            cancel_waiters: RefCell::new(Vec::new()),
+            groups: RefCell::new(Vec::new()),
+            member_of: RefCell::new(None),
+            locals: RefCell::new(locals),
         })
     }
 
@@ -131,6 +165,9 @@ impl Header {
             return;
         }
         self.cancel_requested.set(true);
+        // Timeout scopes entered before the request are disarmed: they never fire during cleanup.
+        self.cancel_seq.set(self.timeout_seq.get());
+        self.wake_cancel_waiters();
         let w = self.waker.borrow().clone();
         if let Some(w) = w {
             w.wake();
@@ -138,10 +175,45 @@ impl Header {
         // A task never polled yet is on the ready queue already: it sees the request when it runs.
     }
 
+    pub(crate) fn wake_cancel_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.cancel_waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Whether cancellation is due now: requested, and no shield active.
+    pub(crate) fn cancel_due(&self) -> bool {
+        self.cancel_requested.get() && self.shield.get() == 0
+    }
+
+    /// Cancels the members of the innermost owned group that still has live members; `true`
+    /// while any group member is still alive (the owner must wait for it).
+    fn cascade(&self) -> bool {
+        let groups: Vec<_> = self.groups.borrow().iter().rev().cloned().collect();
+        for g in groups {
+            if let Some(g) = g.upgrade()
+                && g.cancel_members()
+            {
+                return true;
+            }
+        }
+        false
+    }
+
     fn terminate(&self, core: &Core) {
         self.state.set(State::Terminated);
         core.unregister(self);
         self.waker.borrow_mut().take();
+        self.cancel_waiters.borrow_mut().clear();
+        self.groups.borrow_mut().clear();
+        // Task-locals die with the task, not with the last handle.
+        let locals = std::mem::take(&mut *self.locals.borrow_mut());
+        drop(locals);
+        let group = self.member_of.borrow_mut().take();
+        if let Some(g) = group.and_then(|g| g.upgrade()) {
+            g.member_terminated(self.id);
+        }
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
         for w in waiters {
             w.wake();
@@ -181,6 +253,10 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 
 /// Polls one task turn: drops the future instead of polling it when a cancellation is due,
 /// contains panics, and marks the task terminated when it finishes either way.
+pub(crate) fn current_header() -> Option<Rc<Header>> {
+    with_core(|c| c.and_then(|c| c.current.borrow().clone()))
+}
+
 pub(crate) fn poll_task<F: Future>(
     core: &Core,
     h: &Rc<Header>,
@@ -198,7 +274,7 @@ pub(crate) fn poll_task<F: Future>(
     let _guard = CurrentGuard { core, prev };
     h.cycles.set(h.cycles.get() + 1);
     curio_reactor::reset_budget();
-    let due = |h: &Header| h.cancel_requested.get() && h.shield.get() == 0;
+    let due = |h: &Header| h.cancel_due();
     if !due(h) {
         h.state.set(State::Running);
         let res = catch_unwind(AssertUnwindSafe(|| match slot.as_mut().as_pin_mut() {
@@ -229,6 +305,13 @@ pub(crate) fn poll_task<F: Future>(
                 return Poll::Ready(Err(h.error(ErrorKind::Panic(payload))));
             }
         }
+    }
+    // Cancellation cascades through the groups this task owns, innermost first: their members
+    // are cancelled and waited for (the last one to finish wakes this task) before the owner's
+    // future is dropped.
+    if h.cascade() {
+        h.state.set(State::Suspended);
+        return Poll::Pending;
     }
     // Cancellation: the future is dropped here, in the task's own turn, with the task current.
     drop_future(h, slot.as_mut());
@@ -439,11 +522,42 @@ impl<T> Task<T> {
     ///
     /// Dropping the future detaches the task (it keeps running); its output is then lost.
     pub async fn join(mut self) -> Result<T, TaskError> {
-        let inner = self.inner.take().expect("handle present until join");
+        // A member joined by hand leaves its group (Curio), without cancelling its siblings.
+        let group = self.header.member_of.borrow_mut().take();
+        if let Some(g) = group.and_then(|g| g.upgrade()) {
+            g.forget(self.header.id);
+        }
+        let Some(inner) = self.inner.take() else {
+            return Err(self.header.error(ErrorKind::Cancelled));
+        };
         match inner.await {
             Some(r) => r,
             None => Err(self.header.error(ErrorKind::Cancelled)),
         }
+    }
+
+    /// The output of a terminated task, taken without waiting; `None` while it runs or once taken.
+    pub(crate) fn try_take(&mut self) -> Option<Result<T, TaskError>> {
+        if !self.header.is_terminated() {
+            return None;
+        }
+        let inner = self.inner.as_mut()?;
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(inner).poll(&mut cx) {
+            Poll::Ready(Some(r)) => {
+                self.inner = None;
+                Some(r)
+            }
+            Poll::Ready(None) => {
+                self.inner = None;
+                Some(Err(self.header.error(ErrorKind::Cancelled)))
+            }
+            Poll::Pending => None,
+        }
+    }
+
+    pub(crate) fn header(&self) -> &Rc<Header> {
+        &self.header
     }
 
     /// Waits until the task has terminated, without taking its output.

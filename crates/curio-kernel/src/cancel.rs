@@ -1,0 +1,232 @@
+//! Shielding from cancellation, and asking whether a cancellation is pending.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::core::with_core;
+use crate::task::{Header, TaskId, current_header};
+
+/// Why a task is asked to stop: it was cancelled, or an enclosing timeout expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The task was cancelled ([`Task::cancel`](crate::Task::cancel) and friends).
+    Cancelled,
+    /// A `timeout_*` scope around the running code expired.
+    TimedOut,
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CancelReason::Cancelled => "cancelled",
+            CancelReason::TimedOut => "timed out",
+        })
+    }
+}
+
+/// The error of task-only operations used outside a curio task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotInTask;
+
+impl fmt::Display for NotInTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not inside a curio task")
+    }
+}
+
+impl std::error::Error for NotInTask {}
+
+fn reason(h: &Header) -> Option<CancelReason> {
+    if h.cancel_requested.get() {
+        Some(CancelReason::Cancelled)
+    } else if h.timed_out.get() > 0 {
+        Some(CancelReason::TimedOut)
+    } else {
+        None
+    }
+}
+
+/// The cancellation pending on the running task, if any: `Cancelled` wins over `TimedOut`.
+///
+/// Outside a shield a pending request takes effect at the task's next suspension, so this is
+/// mostly useful inside [`disable_cancellation`]. It does not clear the request.
+///
+/// # Errors
+///
+/// [`NotInTask`] outside a curio task.
+///
+/// # Examples
+///
+/// ```
+/// use curio_kernel::{CancelReason, check_cancellation, disable_cancellation};
+///
+/// curio_kernel::run(async {
+///     let t = curio_kernel::spawn(disable_cancellation(async {
+///         curio_kernel::yield_now().await;
+///         check_cancellation()
+///     }));
+///     curio_kernel::yield_now().await; // let it enter its shield
+///     t.cancel_nowait();
+///     assert_eq!(t.join().await.unwrap(), Ok(Some(CancelReason::Cancelled)));
+/// });
+/// ```
+pub fn check_cancellation() -> Result<Option<CancelReason>, NotInTask> {
+    let h = current_header().ok_or(NotInTask)?;
+    Ok(reason(&h))
+}
+
+/// Completes when a cancellation (or an enclosing timeout) is pending on the running task.
+///
+/// Inside a shield, race it against the work, then clean up:
+/// `disable_cancellation(async { race(work, cancel_requested()).await; cleanup().await })` is
+/// Curio's "catch `CancelledError`, clean up, return". It does not clear the request.
+///
+/// # Errors
+///
+/// [`NotInTask`] when polled outside a curio task.
+///
+/// # Cancel safety
+///
+/// Cancel safe: it holds no state.
+pub fn cancel_requested() -> CancelRequested {
+    CancelRequested { _priv: () }
+}
+
+/// The future of [`cancel_requested`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct CancelRequested {
+    _priv: (),
+}
+
+impl Future for CancelRequested {
+    type Output = Result<CancelReason, NotInTask>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(h) = current_header() else {
+            return Poll::Ready(Err(NotInTask));
+        };
+        if let Some(r) = reason(&h) {
+            return Poll::Ready(Ok(r));
+        }
+        let mut w = h.cancel_waiters.borrow_mut();
+        if !w.iter().any(|x| x.will_wake(cx.waker())) {
+            w.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+pin_project! {
+    /// The future of [`disable_cancellation`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Shield<F> {
+        #[pin]
+        inner: F,
+        task: Option<TaskId>,
+    }
+
+    impl<F> PinnedDrop for Shield<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(id) = this.project().task.take() {
+                leave(id);
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for Shield<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shield")
+            .field("active", &self.task.is_some())
+            .finish()
+    }
+}
+
+/// Runs `fut` to completion even if the task is cancelled or an enclosing curio timeout expires
+/// meanwhile (Curio's `disable_cancellation`). Nestable.
+///
+/// A request that arrives meanwhile stays pending and takes effect at the task's first
+/// suspension after the outermost shield ends; an enclosing timeout that expired is reported
+/// by its scope then. [`check_cancellation`] and [`cancel_requested`] see the request inside.
+/// A timeout created inside the shield works as usual.
+///
+/// A shield protects against the kernel, `timeout_*`, `ignore_*`, task groups and shutdown;
+/// user code can still drop it (`select`, `?`, a panic). A shield that never ends makes its
+/// task impossible to cancel, and kernel shutdown waits for it.
+///
+/// # Panics
+///
+/// When polled outside a curio task.
+///
+/// # Cancel safety
+///
+/// This is what cancel safety is made of: the shielded future is not dropped by cancellation.
+/// If user code drops the `Shield` itself, `fut` is dropped with it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use curio_kernel::{disable_cancellation, sleep, spawn};
+///
+/// curio_kernel::run(async {
+///     let t = spawn(disable_cancellation(async {
+///         sleep(Duration::from_millis(10)).await;
+///         "finished anyway"
+///     }));
+///     curio_kernel::yield_now().await;
+///     t.cancel().await;
+///     // The shielded task returned normally; its cancellation was requested all the same.
+///     assert!(t.is_cancelled());
+///     assert_eq!(t.join().await.unwrap(), "finished anyway");
+/// });
+/// ```
+#[doc(alias = "shield")]
+pub fn disable_cancellation<F: Future>(fut: F) -> Shield<F> {
+    Shield {
+        inner: fut,
+        task: None,
+    }
+}
+
+impl<F: Future> Future for Shield<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if this.task.is_none() {
+            let h = current_header().expect("curio::disable_cancellation polled outside a task");
+            h.shield.set(h.shield.get() + 1);
+            *this.task = Some(h.id);
+        }
+        let out = this.inner.poll(cx);
+        if out.is_ready()
+            && let Some(id) = this.task.take()
+        {
+            leave(id);
+        }
+        out
+    }
+}
+
+/// Ends a shield of task `id`.
+fn leave(id: TaskId) {
+    let h: Option<Rc<Header>> = current_header().filter(|h| h.id == id).or_else(|| {
+        // Dropped by another task (it was moved out of its own): find its header.
+        with_core(|c| c.and_then(|c| c.tasks.borrow().all().into_iter().find(|h| h.id == id)))
+    });
+    if let Some(h) = h {
+        h.shield.set(h.shield.get().saturating_sub(1));
+        if h.shield.get() == 0 && h.cancel_requested.get() {
+            // The deferred cancellation is due: make sure the task gets its turn.
+            let w = h.waker.borrow().clone();
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
+}

@@ -1,0 +1,799 @@
+//! `TaskGroup`: a set of tasks that are joined, or cancelled, together.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+
+use crate::task::{Builder, Header, Task, TaskError, TaskId, TaskRef, current_header};
+
+/// The hooks between a group and its members' and owner's headers.
+pub(crate) trait GroupLink {
+    /// A member terminated.
+    fn member_terminated(&self, id: TaskId);
+    /// A member was joined by hand: it leaves the group.
+    fn forget(&self, id: TaskId);
+    /// Requests cancellation of every live member; `true` while any is still alive.
+    fn cancel_members(&self) -> bool;
+}
+
+/// The wait policies of a [`TaskGroup`] (Curio's `wait=all`, `any`, `object`, `None`).
+///
+/// They are types, so that `Wait::Object`, which needs to know what an "object" is, only compiles
+/// with [`TaskGroup::with_outcomes`] on a `T: Outcome`.
+#[allow(
+    non_snake_case,
+    reason = "reads as the enum Curio users expect: Wait::All"
+)]
+pub mod Wait {
+    /// Wait for every member (the default).
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct All;
+    /// Wait for the first member to finish.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Any;
+    /// Wait for the first member that returns an object (`Some`, `Ok`) or fails.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Object;
+    /// Do not wait: `join` cancels every member.
+    #[derive(Debug, Clone, Copy)]
+    pub struct None;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    All,
+    Any,
+    Object,
+    None,
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Wait::All {}
+    impl Sealed for super::Wait::Any {}
+    impl Sealed for super::Wait::Object {}
+    impl Sealed for super::Wait::None {}
+}
+
+/// A wait policy for any [`TaskGroup`]: `Wait::All`, `Wait::Any`, `Wait::None`.
+pub trait WaitPolicy: sealed::Sealed {
+    #[doc(hidden)]
+    fn policy(&self) -> PolicyTag;
+}
+
+/// A wait policy for a group whose outputs are [`Outcome`]s: the above and `Wait::Object`.
+pub trait OutcomePolicy: sealed::Sealed {
+    #[doc(hidden)]
+    fn policy(&self) -> PolicyTag;
+}
+
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyTag(Policy);
+
+macro_rules! policy {
+    ($trait:ident for $ty:ident => $p:ident) => {
+        impl $trait for Wait::$ty {
+            fn policy(&self) -> PolicyTag {
+                PolicyTag(Policy::$p)
+            }
+        }
+    };
+}
+
+policy!(WaitPolicy for All => All);
+policy!(WaitPolicy for Any => Any);
+policy!(WaitPolicy for None => None);
+policy!(OutcomePolicy for All => All);
+policy!(OutcomePolicy for Any => Any);
+policy!(OutcomePolicy for None => None);
+policy!(OutcomePolicy for Object => Object);
+
+/// What a member's output says for the group: whether it failed (Curio: raised) and whether it is
+/// an "object" for `Wait::Object`.
+pub trait Outcome {
+    /// Whether the output counts as a failure: `join` returns early on it.
+    fn is_failure(&self) -> bool;
+    /// Whether the output is an object (`Wait::Object` waits for the first one).
+    fn is_object(&self) -> bool;
+}
+
+impl<U> Outcome for Option<U> {
+    fn is_failure(&self) -> bool {
+        false
+    }
+    fn is_object(&self) -> bool {
+        self.is_some()
+    }
+}
+
+impl<U, E> Outcome for Result<U, E> {
+    fn is_failure(&self) -> bool {
+        self.is_err()
+    }
+    fn is_object(&self) -> bool {
+        self.is_ok()
+    }
+}
+
+/// Misuse of a [`TaskGroup`], or a result that is not there.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// The group was joined: it takes no new members.
+    Joined,
+    /// The group has not been joined yet: results are not known.
+    NotJoined,
+    /// The task already belongs to a group.
+    AlreadyInGroup,
+    /// No member completed (an empty group, or `Wait::None`).
+    NoCompleted,
+    /// The results were already taken.
+    Taken,
+    /// The member failed: here is its error.
+    Failed(TaskError),
+}
+
+impl fmt::Display for GroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupError::Joined => f.write_str("task group already joined"),
+            GroupError::NotJoined => f.write_str("task group not yet joined"),
+            GroupError::AlreadyInGroup => f.write_str("task is already part of a task group"),
+            GroupError::NoCompleted => f.write_str("no task successfully completed"),
+            GroupError::Taken => f.write_str("task group results already taken"),
+            GroupError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for GroupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            GroupError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The error of [`TaskGroup::add_task`], with the task given back.
+pub struct AddTaskError<T> {
+    /// Why the task could not be added.
+    pub error: GroupError,
+    /// The task, unchanged.
+    pub task: Task<T>,
+}
+
+impl<T> fmt::Debug for AddTaskError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddTaskError")
+            .field("error", &self.error)
+            .field("task", &self.task)
+            .finish()
+    }
+}
+
+impl<T> fmt::Display for AddTaskError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<T> std::error::Error for AddTaskError<T> {}
+
+struct Member<T> {
+    task: Task<T>,
+    daemon: bool,
+    /// Cancelled by the group itself (join, cancel_remaining, drop): not a failure.
+    by_group: bool,
+    done: bool,
+    result: Option<Result<T, TaskError>>,
+}
+
+struct State<T> {
+    members: Vec<Member<T>>,
+    /// Non-daemon members that finished and were not processed yet, in completion order.
+    done: VecDeque<TaskId>,
+    waker: Option<Waker>,
+    joined: bool,
+    completed: Option<TaskRef>,
+    completed_id: Option<TaskId>,
+    results_taken: bool,
+}
+
+/// Says of an output whether it is a failure and whether it is an object.
+type Classify<T> = fn(&T) -> (bool, bool);
+
+struct Inner<T> {
+    policy: Policy,
+    classify: Option<Classify<T>>,
+    owner: Option<Rc<Header>>,
+    state: RefCell<State<T>>,
+}
+
+impl<T: 'static> GroupLink for Inner<T> {
+    fn member_terminated(&self, id: TaskId) {
+        let waker = {
+            let Ok(mut st) = self.state.try_borrow_mut() else {
+                return;
+            };
+            if let Some(m) = st.members.iter_mut().find(|m| m.task.id() == id) {
+                m.done = true;
+                if !m.daemon {
+                    st.done.push_back(id);
+                }
+            }
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        // An owner being cancelled waits for its members: the last one wakes it.
+        if let Some(owner) = &self.owner
+            && owner.cancel_requested.get()
+        {
+            let w = owner.waker.borrow().clone();
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
+
+    fn forget(&self, id: TaskId) {
+        if let Ok(mut st) = self.state.try_borrow_mut() {
+            st.members.retain(|m| m.task.id() != id);
+            st.done.retain(|d| *d != id);
+        }
+    }
+
+    fn cancel_members(&self) -> bool {
+        let live: Vec<TaskRef> = {
+            let mut st = self.state.borrow_mut();
+            st.members
+                .iter_mut()
+                .filter(|m| !m.done && !m.task.is_terminated())
+                .map(|m| {
+                    m.by_group = true;
+                    m.task.task_ref()
+                })
+                .collect()
+        };
+        for t in &live {
+            t.cancel_nowait();
+        }
+        !live.is_empty()
+    }
+}
+
+/// A group of tasks joined or cancelled together (Curio's `TaskGroup`).
+///
+/// The task that creates a group owns it: cancelling the owner cancels the group's members first
+/// (innermost group first) and waits for them. A group dropped without being joined (its owner
+/// timed out or returned early) requests cancellation of all its members at once.
+///
+/// # Examples
+///
+/// ```
+/// use curio_kernel::{TaskGroup, Wait};
+///
+/// curio_kernel::run(async {
+///     let g = TaskGroup::new(Wait::All);
+///     for x in 1..=3 {
+///         g.spawn(async move { x * 2 }).unwrap();
+///     }
+///     g.join().await.unwrap();
+///     assert_eq!(g.results().unwrap(), [2, 4, 6]);
+/// });
+/// ```
+pub struct TaskGroup<T: 'static> {
+    inner: Rc<Inner<T>>,
+}
+
+impl<T> fmt::Debug for TaskGroup<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.inner.state.borrow();
+        f.debug_struct("TaskGroup")
+            .field("policy", &self.inner.policy)
+            .field("members", &st.members.len())
+            .field("joined", &st.joined)
+            .finish()
+    }
+}
+
+impl<T: 'static> Default for TaskGroup<T> {
+    fn default() -> Self {
+        TaskGroup::new(Wait::All)
+    }
+}
+
+impl<T: 'static> TaskGroup<T> {
+    /// A group with a wait policy; only panics and cancellations by someone else count as member
+    /// failures.
+    ///
+    /// # Panics
+    ///
+    /// Outside a curio task.
+    pub fn new(wait: impl WaitPolicy) -> TaskGroup<T> {
+        TaskGroup::build(wait.policy().0, None)
+    }
+
+    fn build(policy: Policy, classify: Option<Classify<T>>) -> TaskGroup<T> {
+        let owner = current_header();
+        let inner = Rc::new(Inner {
+            policy,
+            classify,
+            owner: owner.clone(),
+            state: RefCell::new(State {
+                members: Vec::new(),
+                done: VecDeque::new(),
+                waker: None,
+                joined: false,
+                completed: None,
+                completed_id: None,
+                results_taken: false,
+            }),
+        });
+        if let Some(owner) = owner {
+            let link: Rc<dyn GroupLink> = inner.clone();
+            let mut groups = owner.groups.borrow_mut();
+            groups.retain(|g| g.strong_count() > 0);
+            groups.push(Rc::downgrade(&link));
+        }
+        TaskGroup { inner }
+    }
+
+    fn check_open(&self) -> Result<(), GroupError> {
+        if self.inner.state.borrow().joined {
+            Err(GroupError::Joined)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn link(&self) -> Weak<dyn GroupLink> {
+        let rc: Rc<dyn GroupLink> = self.inner.clone();
+        Rc::downgrade(&rc)
+    }
+
+    fn attach(&self, task: Task<T>, daemon: bool) -> TaskRef {
+        let r = task.task_ref();
+        *task.header().member_of.borrow_mut() = Some(self.link());
+        let done = task.is_terminated();
+        let mut st = self.inner.state.borrow_mut();
+        if done && !daemon {
+            st.done.push_back(task.id());
+        }
+        st.members.push(Member {
+            task,
+            daemon,
+            by_group: false,
+            done,
+            result: None,
+        });
+        r
+    }
+
+    /// Spawns `fut` as a member.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::Joined`] once the group was joined (nothing is spawned).
+    #[track_caller]
+    pub fn spawn<F: Future<Output = T> + 'static>(&self, fut: F) -> Result<TaskRef, GroupError> {
+        self.check_open()?;
+        Ok(self.attach(Builder::new().spawn(fut), false))
+    }
+
+    /// Spawns `fut` as a daemon member: ignored for results, cancelled when the group is joined.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::Joined`] once the group was joined.
+    #[track_caller]
+    pub fn spawn_daemon<F: Future<Output = T> + 'static>(
+        &self,
+        fut: F,
+    ) -> Result<TaskRef, GroupError> {
+        self.check_open()?;
+        Ok(self.attach(Builder::new().daemon().spawn(fut), true))
+    }
+
+    /// Adds an existing task (a terminated one counts as already finished; a daemon is tracked for
+    /// cancellation only).
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::Joined`] once the group was joined, [`GroupError::AlreadyInGroup`] for a task
+    /// in a group; the task is given back.
+    pub fn add_task(&self, task: Task<T>) -> Result<TaskRef, AddTaskError<T>> {
+        if let Err(error) = self.check_open() {
+            return Err(AddTaskError { error, task });
+        }
+        let in_group = task
+            .header()
+            .member_of
+            .borrow()
+            .as_ref()
+            .is_some_and(|g| g.strong_count() > 0);
+        if in_group {
+            return Err(AddTaskError {
+                error: GroupError::AlreadyInGroup,
+                task,
+            });
+        }
+        let daemon = task.is_daemon();
+        Ok(self.attach(task, daemon))
+    }
+
+    /// Takes a member out of the group (Curio's explicit `join` of a member): its siblings are not
+    /// affected, even if it failed.
+    pub fn remove(&self, task: &TaskRef) -> Option<Task<T>> {
+        let mut st = self.inner.state.borrow_mut();
+        let pos = st.members.iter().position(|m| m.task.id() == task.id())?;
+        let m = st.members.remove(pos);
+        st.done.retain(|d| *d != task.id());
+        drop(st);
+        m.task.header().member_of.borrow_mut().take();
+        Some(m.task)
+    }
+
+    /// Members still in the group, non-daemon, in creation order.
+    fn live_non_daemon(st: &State<T>) -> usize {
+        st.members.iter().filter(|m| !m.daemon && !m.done).count()
+    }
+
+    fn poll_next_done(&self, cx: &mut Context<'_>) -> Poll<Option<Task<T>>> {
+        let mut st = self.inner.state.borrow_mut();
+        if let Some(id) = st.done.pop_front() {
+            let pos = st
+                .members
+                .iter()
+                .position(|m| m.task.id() == id)
+                .expect("finished member is in the group");
+            let m = st.members.remove(pos);
+            drop(st);
+            m.task.header().member_of.borrow_mut().take();
+            return Poll::Ready(Some(m.task));
+        }
+        if Self::live_non_daemon(&st) == 0 {
+            return Poll::Ready(None);
+        }
+        st.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The next member to finish, in completion order, taken out of the group; `None` when no
+    /// non-daemon member is left.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a member is taken only by the poll that returns it.
+    pub async fn next_done(&self) -> Option<Task<T>> {
+        poll_fn(|cx| self.poll_next_done(cx)).await
+    }
+
+    /// The output of the next member to finish (see [`next_done`](Self::next_done)).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn next_result(&self) -> Option<Result<T, TaskError>> {
+        let mut t = self.next_done().await?;
+        t.try_take()
+    }
+
+    fn classify(&self, r: &Result<T, TaskError>, by_group: bool) -> (bool, bool) {
+        match r {
+            Err(e) => (!(by_group && e.is_cancelled()), false),
+            Ok(v) => match self.inner.classify {
+                Some(f) => f(v),
+                None => (false, true),
+            },
+        }
+    }
+
+    /// Waits for the members as the policy says, then cancels and waits for every member still
+    /// running, daemons included. It returns early when a member fails (panics, is cancelled by
+    /// someone else, or, with [`with_outcomes`](Self::with_outcomes), returns a failure).
+    /// Member failures are not returned: inspect them with [`results`](Self::results) and
+    /// [`exceptions`](Self::exceptions). Joining again does nothing.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` leaves room for policies that can fail.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the join is dropped (its task cancelled, a timeout around it), every member is asked to
+    /// cancel at once; a cancelled owner also waits for them (see the type's docs).
+    pub async fn join(&self) -> Result<(), GroupError> {
+        if self.inner.state.borrow().joined {
+            return Ok(());
+        }
+        let guard = JoinGuard { group: self };
+        if self.inner.policy != Policy::None {
+            poll_fn(|cx| self.poll_wait(cx)).await;
+        }
+        // Cancel what is still running: non-daemons first, then daemons, waiting for each batch.
+        for daemons in [false, true] {
+            let live: Vec<TaskRef> = {
+                let mut st = self.inner.state.borrow_mut();
+                st.members
+                    .iter_mut()
+                    .filter(|m| m.daemon == daemons && !m.done && !m.task.is_terminated())
+                    .map(|m| {
+                        m.by_group = true;
+                        m.task.task_ref()
+                    })
+                    .collect()
+            };
+            for t in &live {
+                t.cancel_nowait();
+            }
+            for t in &live {
+                t.wait().await;
+            }
+        }
+        std::mem::forget(guard);
+        let mut st = self.inner.state.borrow_mut();
+        for m in st.members.iter_mut() {
+            if m.result.is_none() {
+                m.result = m.task.try_take();
+            }
+        }
+        st.joined = true;
+        Ok(())
+    }
+
+    fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let next = {
+                let mut st = self.inner.state.borrow_mut();
+                match st.done.pop_front() {
+                    Some(id) => id,
+                    None => {
+                        if Self::live_non_daemon(&st) == 0 {
+                            return Poll::Ready(());
+                        }
+                        st.waker = Some(cx.waker().clone());
+                        return Poll::Pending;
+                    }
+                }
+            };
+            let mut st = self.inner.state.borrow_mut();
+            let Some(m) = st.members.iter_mut().find(|m| m.task.id() == next) else {
+                continue;
+            };
+            if m.result.is_none() {
+                m.result = m.task.try_take();
+            }
+            let by_group = m.by_group;
+            let task_ref = m.task.task_ref();
+            let (failure, object) = match &m.result {
+                Some(r) => self.classify(r, by_group),
+                None => (false, false),
+            };
+            let decides = match self.inner.policy {
+                Policy::Object => object || failure,
+                _ => true,
+            };
+            if st.completed.is_none() && decides {
+                st.completed = Some(task_ref);
+                st.completed_id = Some(next);
+            }
+            let stop = failure
+                || self.inner.policy == Policy::Any
+                || (self.inner.policy == Policy::Object && object);
+            if stop {
+                return Poll::Ready(());
+            }
+        }
+    }
+
+    /// Cancels the running non-daemon members and waits for them; they leave the group. The group
+    /// stays usable.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the requests in place; only the waiting stops.
+    pub async fn cancel_remaining(&self) {
+        let live: Vec<TaskRef> = {
+            let mut st = self.inner.state.borrow_mut();
+            st.members
+                .iter_mut()
+                .filter(|m| !m.daemon && !m.done && !m.task.is_terminated())
+                .map(|m| {
+                    m.by_group = true;
+                    m.task.task_ref()
+                })
+                .collect()
+        };
+        for t in &live {
+            t.cancel_nowait();
+        }
+        for t in &live {
+            t.wait().await;
+            self.remove(t);
+        }
+    }
+
+    fn joined_state(&self) -> Result<std::cell::RefMut<'_, State<T>>, GroupError> {
+        let st = self.inner.state.borrow_mut();
+        if st.joined {
+            Ok(st)
+        } else {
+            Err(GroupError::NotJoined)
+        }
+    }
+
+    /// The first member to finish that decided the join (for `Wait::Object`, the first object or
+    /// failure); `None` if none did.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::NotJoined`] before [`join`](Self::join).
+    pub fn completed(&self) -> Result<Option<TaskRef>, GroupError> {
+        Ok(self.joined_state()?.completed.clone())
+    }
+
+    /// The output of [`completed`](Self::completed), moved out.
+    ///
+    /// # Errors
+    ///
+    /// `NotJoined`, `NoCompleted`, `Taken` on a second call, or `Failed` with the member's error.
+    pub fn result(&self) -> Result<T, GroupError> {
+        let mut st = self.joined_state()?;
+        let id = st.completed_id.ok_or(GroupError::NoCompleted)?;
+        let m = st
+            .members
+            .iter_mut()
+            .find(|m| m.task.id() == id)
+            .ok_or(GroupError::Taken)?;
+        match m.result.take() {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(GroupError::Failed(e)),
+            None => Err(GroupError::Taken),
+        }
+    }
+
+    /// The outputs of the non-daemon members still in the group, in creation order, moved out.
+    ///
+    /// # Errors
+    ///
+    /// `NotJoined`; `Failed` with the first failed member's error (the outputs then stay for
+    /// [`exceptions`](Self::exceptions)); `Taken` on a second successful call.
+    pub fn results(&self) -> Result<Vec<T>, GroupError> {
+        let mut st = self.joined_state()?;
+        if st.results_taken {
+            return Err(GroupError::Taken);
+        }
+        let members: Vec<&mut Member<T>> = st.members.iter_mut().filter(|m| !m.daemon).collect();
+        if let Some(m) = members
+            .into_iter()
+            .find(|m| matches!(m.result, Some(Err(_))))
+        {
+            if let Some(Err(e)) = m.result.take() {
+                return Err(GroupError::Failed(e));
+            }
+        }
+        st.results_taken = true;
+        let mut out = Vec::new();
+        for m in st.members.iter_mut().filter(|m| !m.daemon) {
+            match m.result.take() {
+                Some(Ok(v)) => out.push(v),
+                _ => return Err(GroupError::Taken),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The errors of the non-daemon members still in the group, in creation order (`None` for a
+    /// member that did not fail), moved out.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::NotJoined`] before [`join`](Self::join).
+    pub fn exceptions(&self) -> Result<Vec<Option<TaskError>>, GroupError> {
+        let mut st = self.joined_state()?;
+        Ok(st
+            .members
+            .iter_mut()
+            .filter(|m| !m.daemon)
+            .map(|m| match m.result.take() {
+                Some(Err(e)) => Some(e),
+                other => {
+                    m.result = other;
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// The non-daemon members still in the group, in creation order.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::NotJoined`] before [`join`](Self::join).
+    pub fn tasks(&self) -> Result<Vec<TaskRef>, GroupError> {
+        let st = self.joined_state()?;
+        Ok(st
+            .members
+            .iter()
+            .filter(|m| !m.daemon)
+            .map(|m| m.task.task_ref())
+            .collect())
+    }
+
+    /// Members not yet taken out (daemons included).
+    pub fn len(&self) -> usize {
+        self.inner.state.borrow().members.len()
+    }
+
+    /// Whether the group has no member.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T: Outcome + 'static> TaskGroup<T> {
+    /// A group whose members' outputs are [`Outcome`]s: an `Err` output counts as a failure, and
+    /// `Wait::Object` waits for the first object (`Some`, `Ok`) or failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use curio_kernel::{TaskGroup, Wait};
+    ///
+    /// curio_kernel::run(async {
+    ///     let g = TaskGroup::with_outcomes(Wait::Object);
+    ///     g.spawn(async { None }).unwrap();
+    ///     g.spawn(async { Some("found") }).unwrap();
+    ///     g.spawn(std::future::pending()).unwrap();
+    ///     g.join().await.unwrap();
+    ///     assert_eq!(g.result().unwrap(), Some("found"));
+    /// });
+    /// ```
+    pub fn with_outcomes(wait: impl OutcomePolicy) -> TaskGroup<T> {
+        TaskGroup::build(
+            wait.policy().0,
+            Some(|v: &T| (v.is_failure(), v.is_object())),
+        )
+    }
+}
+
+struct JoinGuard<'a, T: 'static> {
+    group: &'a TaskGroup<T>,
+}
+
+impl<T: 'static> Drop for JoinGuard<'_, T> {
+    fn drop(&mut self) {
+        // The join was dropped half-way: everybody is asked to stop.
+        self.group.inner.cancel_members();
+    }
+}
+
+impl<T: 'static> Drop for TaskGroup<T> {
+    fn drop(&mut self) {
+        if !self.inner.state.borrow().joined {
+            self.inner.cancel_members();
+        }
+        let members = std::mem::take(&mut self.inner.state.borrow_mut().members);
+        for m in &members {
+            m.task.header().member_of.borrow_mut().take();
+        }
+        drop(members);
+    }
+}
+
+impl<T: 'static> Stream for TaskGroup<T> {
+    type Item = Task<T>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Task<T>>> {
+        self.poll_next_done(cx)
+    }
+}

@@ -1,0 +1,137 @@
+//! Task-local storage: values per task, inherited by a spawned child as a clone.
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::cancel::NotInTask;
+use crate::task::current_header;
+
+/// A task-local value as the header stores it: clonable for inheritance.
+pub(crate) trait LocalValue: Any {
+    fn clone_value(&self) -> Box<dyn LocalValue>;
+    fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: Clone + 'static> LocalValue for T {
+    fn clone_value(&self) -> Box<dyn LocalValue> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// A key for a per-task value (Curio's `Local`); declare one with [`task_local!`](crate::task_local).
+///
+/// Each task has its own value, unset at first; a task spawned by another starts with a clone of
+/// its parent's values. Values are dropped when their task terminates.
+pub struct TaskLocal<T> {
+    // A non-zero size gives every static its own address, which is the key.
+    _unique: u8,
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for TaskLocal<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TaskLocal")
+    }
+}
+
+impl<T> TaskLocal<T> {
+    /// A new key; use it as a `static`.
+    #[allow(
+        clippy::new_without_default,
+        reason = "a key only makes sense as a static, built by a const fn"
+    )]
+    pub const fn new() -> TaskLocal<T> {
+        TaskLocal {
+            _unique: 0,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T: Clone + 'static> TaskLocal<T> {
+    fn key(&'static self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Sets the running task's value; returns the previous one.
+    ///
+    /// # Errors
+    ///
+    /// [`NotInTask`] outside a curio task.
+    pub fn set(&'static self, value: T) -> Result<Option<T>, NotInTask> {
+        let old = self.take()?;
+        let h = current_header().ok_or(NotInTask)?;
+        h.locals.borrow_mut().push((self.key(), Box::new(value)));
+        Ok(old)
+    }
+
+    /// A clone of the running task's value, if set.
+    ///
+    /// # Errors
+    ///
+    /// [`NotInTask`] outside a curio task.
+    pub fn get(&'static self) -> Result<Option<T>, NotInTask> {
+        let h = current_header().ok_or(NotInTask)?;
+        let locals = h.locals.borrow();
+        Ok(locals
+            .iter()
+            .find(|(k, _)| *k == self.key())
+            .and_then(|(_, v)| (**v).as_any().downcast_ref::<T>().cloned()))
+    }
+
+    /// Removes and returns the running task's value.
+    ///
+    /// # Errors
+    ///
+    /// [`NotInTask`] outside a curio task.
+    pub fn take(&'static self) -> Result<Option<T>, NotInTask> {
+        let h = current_header().ok_or(NotInTask)?;
+        let mut locals = h.locals.borrow_mut();
+        let Some(pos) = locals.iter().position(|(k, _)| *k == self.key()) else {
+            return Ok(None);
+        };
+        let (_, v) = locals.swap_remove(pos);
+        drop(locals);
+        Ok(v.into_any().downcast::<T>().ok().map(|b| *b))
+    }
+}
+
+/// Declares task-local keys: `task_local! { static REQUEST_ID: u64; }`.
+///
+/// # Examples
+///
+/// ```
+/// curio_kernel::task_local! {
+///     static USER: String;
+/// }
+///
+/// curio_kernel::run(async {
+///     USER.set("ann".to_string()).unwrap();
+///     let child = curio_kernel::spawn(async {
+///         let inherited = USER.get().unwrap();
+///         USER.set("bob".to_string()).unwrap();
+///         inherited
+///     });
+///     assert_eq!(child.join().await.unwrap().as_deref(), Some("ann"));
+///     // The child's change stayed in the child.
+///     assert_eq!(USER.get().unwrap().as_deref(), Some("ann"));
+/// });
+/// assert!(USER.get().is_err(), "outside a task");
+/// ```
+#[macro_export]
+macro_rules! task_local {
+    ($($(#[$attr:meta])* $vis:vis static $name:ident : $ty:ty;)+) => {
+        $(
+            $(#[$attr])*
+            $vis static $name: $crate::TaskLocal<$ty> = $crate::TaskLocal::new();
+        )+
+    };
+}

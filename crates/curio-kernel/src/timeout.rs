@@ -1,0 +1,343 @@
+//! Timeout scopes: `timeout_after`, `timeout_at`, `ignore_after`, `ignore_at`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use curio_time::TimerKey;
+use pin_project_lite::pin_project;
+
+use crate::core::with_core;
+use crate::task::Header;
+
+/// A timeout expired: the deadline of the scope that reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskTimeout {
+    deadline: Instant,
+}
+
+impl TaskTimeout {
+    /// The deadline that expired, on the kernel's clock.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+impl fmt::Display for TaskTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("operation timed out")
+    }
+}
+
+impl std::error::Error for TaskTimeout {}
+
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    After(Duration),
+    At(Instant),
+    Never,
+}
+
+#[derive(Debug, Default)]
+struct Scope {
+    started: bool,
+    /// The task's shield depth outside this scope.
+    depth: u32,
+    /// This scope's number among the task's timeout scopes.
+    seq: u64,
+    key: Option<TimerKey>,
+    deadline: Option<Instant>,
+    /// Counted in the task's `timed_out` (expired while a shield inside was active).
+    flagged: bool,
+    /// The deadline has passed (the expiry may still be deferred by a shield).
+    fired: bool,
+    disarmed: bool,
+}
+
+pin_project! {
+    /// The future of [`timeout_after`], [`timeout_at`] and [`timeout_after_opt`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Timeout<F> {
+        #[pin]
+        inner: Option<F>,
+        deadline: Deadline,
+        scope: Scope,
+    }
+
+    impl<F> PinnedDrop for Timeout<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let scope = this.project().scope;
+            with_header(|h, time| scope.release(h, time));
+        }
+    }
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("deadline", &self.deadline)
+            .field("armed", &self.scope.key.is_some())
+            .finish()
+    }
+}
+
+fn with_header<R>(f: impl FnOnce(Option<&Header>, Option<&curio_time::TimeDriver>) -> R) -> R {
+    with_core(|c| match c {
+        Some(c) => {
+            let cur = c.current.borrow();
+            f(cur.as_deref(), Some(&c.time))
+        }
+        None => f(None, None),
+    })
+}
+
+impl Scope {
+    /// Cancels the timer and gives back the `timed_out` count.
+    fn release(&mut self, h: Option<&Header>, time: Option<&curio_time::TimeDriver>) {
+        if let (Some(k), Some(t)) = (self.key.take(), time) {
+            t.cancel(k);
+        }
+        if std::mem::take(&mut self.flagged)
+            && let Some(h) = h
+        {
+            h.timed_out.set(h.timed_out.get().saturating_sub(1));
+        }
+    }
+}
+
+/// Runs `fut` with a deadline `d` from now; `Err(TaskTimeout)` if it has not completed by then
+/// (Curio's `timeout_after`).
+///
+/// On expiry `fut` is dropped, in the task's own turn. Scopes nest independently: an outer expiry
+/// drops the inner work and only the outer scope reports it; an inner, longer timeout never
+/// extends an outer one. The deadline counts from the first time `fut` suspends: a future that
+/// completes without suspending never reads the clock nor registers a timer. A future that
+/// completes in the same turn as its deadline passes (even a poll that overran it) returns `Ok`.
+///
+/// Inside a shield ([`disable_cancellation`](crate::disable_cancellation)) that started within the
+/// scope, the expiry is deferred until the shield ends, and [`check_cancellation`](crate::check_cancellation)
+/// reports it as `TimedOut` meanwhile. Cancelling the task disarms the scopes it is in: they never
+/// fire during cleanup; a scope created after the cancel works.
+///
+/// # Errors
+///
+/// [`TaskTimeout`] with the expired deadline.
+///
+/// # Panics
+///
+/// When polled outside a curio task.
+///
+/// # Cancel safety
+///
+/// As cancel safe as `fut`: dropping the timeout drops `fut` and cancels the timer.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use curio_kernel::{sleep, timeout_after};
+///
+/// curio_kernel::run(async {
+///     let r = timeout_after(Duration::from_millis(10), sleep(Duration::from_secs(60))).await;
+///     assert!(r.is_err());
+///     let r = timeout_after(Duration::from_secs(60), async { 5 }).await;
+///     assert_eq!(r, Ok(5));
+/// });
+/// ```
+pub fn timeout_after<F: Future>(d: Duration, fut: F) -> Timeout<F> {
+    Timeout::new(Deadline::After(d), fut)
+}
+
+/// Runs `fut` with the absolute deadline `deadline` (on the kernel's clock).
+///
+/// # Errors
+///
+/// [`TaskTimeout`] once the deadline has passed.
+///
+/// # Panics
+///
+/// When polled outside a curio task.
+///
+/// # Cancel safety
+///
+/// As [`timeout_after`].
+pub fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Timeout<F> {
+    Timeout::new(Deadline::At(deadline), fut)
+}
+
+/// [`timeout_after`] with an optional duration: `None` sets no deadline of its own (Curio's
+/// `timeout_after(None, ...)`); enclosing scopes still apply.
+///
+/// # Errors
+///
+/// [`TaskTimeout`] with `Some(d)` once `d` has passed.
+///
+/// # Panics
+///
+/// When polled outside a curio task.
+///
+/// # Cancel safety
+///
+/// As [`timeout_after`].
+pub fn timeout_after_opt<F: Future>(d: Option<Duration>, fut: F) -> Timeout<F> {
+    Timeout::new(d.map_or(Deadline::Never, Deadline::After), fut)
+}
+
+/// Runs `fut` with a deadline `d` from now; `None` if it expired (Curio's `ignore_after`).
+///
+/// # Panics
+///
+/// When polled outside a curio task.
+///
+/// # Cancel safety
+///
+/// As [`timeout_after`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// curio_kernel::run(async {
+///     let r = curio_kernel::ignore_after(Duration::from_millis(5), std::future::pending::<()>()).await;
+///     assert_eq!(r, None);
+/// });
+/// ```
+pub fn ignore_after<F: Future>(d: Duration, fut: F) -> IgnoreTimeout<F> {
+    IgnoreTimeout {
+        inner: timeout_after(d, fut),
+    }
+}
+
+/// Runs `fut` with the absolute deadline `deadline`; `None` if it passed (Curio's `ignore_at`).
+///
+/// # Panics
+///
+/// When polled outside a curio task.
+///
+/// # Cancel safety
+///
+/// As [`timeout_after`].
+pub fn ignore_at<F: Future>(deadline: Instant, fut: F) -> IgnoreTimeout<F> {
+    IgnoreTimeout {
+        inner: timeout_at(deadline, fut),
+    }
+}
+
+pin_project! {
+    /// The future of [`ignore_after`] and [`ignore_at`].
+    #[must_use = "futures do nothing unless awaited"]
+    #[derive(Debug)]
+    pub struct IgnoreTimeout<F> {
+        #[pin]
+        inner: Timeout<F>,
+    }
+}
+
+impl<F: Future> Future for IgnoreTimeout<F> {
+    type Output = Option<F::Output>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map(Result::ok)
+    }
+}
+
+impl<F> Timeout<F> {
+    fn new(deadline: Deadline, fut: F) -> Timeout<F> {
+        Timeout {
+            inner: Some(fut),
+            deadline,
+            scope: Scope::default(),
+        }
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, TaskTimeout>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let scope = &mut *this.scope;
+        if !scope.started {
+            scope.started = true;
+            with_header(|h, _| {
+                let h = h.expect("curio timeout polled outside a curio task");
+                scope.depth = h.shield.get();
+                scope.seq = h.timeout_seq.get();
+                h.timeout_seq.set(scope.seq + 1);
+            });
+        }
+        let inner = this
+            .inner
+            .as_mut()
+            .as_pin_mut()
+            .expect("Timeout polled after completion");
+        if let Poll::Ready(v) = inner.poll(cx) {
+            this.inner.set(None);
+            with_header(|h, t| scope.release(h, t));
+            return Poll::Ready(Ok(v));
+        }
+        if scope.disarmed {
+            return Poll::Pending;
+        }
+        let deadline = *this.deadline;
+        let expired = with_header(|h, time| {
+            let (Some(h), Some(time)) = (h, time) else {
+                return None;
+            };
+            if h.cancel_requested.get() && scope.seq < h.cancel_seq.get() {
+                // Entered before the task was cancelled: never fires during its cleanup.
+                scope.disarmed = true;
+                scope.release(Some(h), Some(time));
+                return None;
+            }
+            let fired = scope.fired
+                || match scope.key {
+                    Some(k) if time.is_pending(k) => {
+                        time.set_waker(k, cx.waker());
+                        false
+                    }
+                    Some(_) => true,
+                    None => {
+                        let at = match deadline {
+                            Deadline::Never => return None,
+                            Deadline::At(t) => t,
+                            Deadline::After(d) => time.now() + d,
+                        };
+                        scope.deadline = Some(at);
+                        if at <= time.now() {
+                            true
+                        } else {
+                            scope.key =
+                                Some(time.register(at, time.next_seq(), cx.waker().clone()));
+                            false
+                        }
+                    }
+                };
+            if !fired {
+                return None;
+            }
+            scope.fired = true;
+            scope.key = None;
+            if h.shield.get() > scope.depth {
+                // A shield inside this scope is active: report at its end; tell it meanwhile.
+                if !scope.flagged {
+                    scope.flagged = true;
+                    h.timed_out.set(h.timed_out.get() + 1);
+                    h.wake_cancel_waiters();
+                }
+                return None;
+            }
+            scope.release(Some(h), Some(time));
+            scope.deadline
+        });
+        match expired {
+            Some(deadline) => {
+                // Dropped here, in the task's own turn, like a cancelled task's future.
+                this.inner.set(None);
+                Poll::Ready(Err(TaskTimeout { deadline }))
+            }
+            None => Poll::Pending,
+        }
+    }
+}
