@@ -1,9 +1,13 @@
 //! The facade-level suite, ported from Curio's test files with their test names.
 
+mod cancel;
 mod child;
 mod echo;
+mod group;
 mod handle;
 mod kernel;
+mod local;
+mod stress;
 mod workers;
 
 use std::future::Future;
