@@ -68,6 +68,24 @@ pub mod time {
     };
 }
 
+/// Synchronisation primitives: kernel-local (`!Send`) and Universal (shared with threads and
+/// other runtimes).
+pub mod sync {
+    pub use curio_sync::{
+        AlreadySet, BoundedSemaphore, Condition, Event, EventWait, Lock, LockGuard, Promise, RLock,
+        RLockGuard, Semaphore, SemaphorePermit, SyncError, UniversalEvent, UniversalPromise,
+        WaitTimeout,
+    };
+}
+
+/// Queues between tasks, and between tasks and threads.
+pub mod queue {
+    pub use curio_sync::{
+        BaseQueue, Empty, Fifo, Full, Get, Lifo, LifoQueue, PriorityQueue, Put, Queue, Smallest,
+        Storage, SyncError, UniversalQueue,
+    };
+}
+
 /// Sockets and servers.
 pub mod net {
     pub use curio_net::*;

@@ -1,0 +1,187 @@
+//! `Condition`: wait for a notification while holding a lock.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::error::SyncError;
+use crate::lock::{Lock, LockGuard};
+use crate::waiters::{Key, WaitList};
+
+/// A condition variable for tasks (Curio's `Condition`), with its own [`Lock`].
+/// Kernel-local: `!Send`.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use curio_sync::Condition;
+///
+/// curio_kernel::run(async {
+///     let cond = Rc::new(Condition::new());
+///     let c = cond.clone();
+///     let waiter = curio_kernel::spawn(async move {
+///         let guard = c.lock().await;
+///         let _guard = c.wait(guard).await.unwrap();
+///         "notified"
+///     });
+///     curio_kernel::yield_now().await;
+///     let guard = cond.lock().await;
+///     cond.notify(1).unwrap();
+///     drop(guard);
+///     assert_eq!(waiter.join().await.unwrap(), "notified");
+/// });
+/// ```
+#[derive(Default)]
+pub struct Condition {
+    lock: Lock,
+    waiters: RefCell<WaitList<()>>,
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condition")
+            .field("locked", &self.lock.locked())
+            .field("waiting", &self.waiters.borrow().waiting())
+            .finish()
+    }
+}
+
+impl Condition {
+    /// A condition with a new lock.
+    pub fn new() -> Condition {
+        Condition::default()
+    }
+
+    /// Whether its lock is held.
+    pub fn locked(&self) -> bool {
+        self.lock.locked()
+    }
+
+    /// Takes the condition's lock.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Lock::lock`].
+    pub async fn lock(&self) -> LockGuard<'_> {
+        self.lock.lock().await
+    }
+
+    /// Releases the lock held by `guard`, waits for a notification, takes the lock again and
+    /// returns the new guard.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::WrongLock`] (at once, without waiting) if `guard` holds another lock.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped, the task stops waiting and does not hold the lock any more; a notification it
+    /// had received is lost with it, as in Curio.
+    pub async fn wait<'a>(&'a self, guard: LockGuard<'a>) -> Result<LockGuard<'a>, SyncError> {
+        if !self.lock.same(guard.lock) {
+            return Err(SyncError::WrongLock);
+        }
+        // No other task runs between the release and the first poll of the wait, which
+        // registers it: a notification cannot slip in between.
+        drop(guard);
+        CondWait {
+            cond: self,
+            key: None,
+        }
+        .await;
+        Ok(self.lock.lock().await)
+    }
+
+    /// Waits (as [`wait`](Self::wait)) until `predicate` returns `true`; checks it first.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::WrongLock`] if `guard` holds another lock.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`wait`](Self::wait).
+    pub async fn wait_for<'a>(
+        &'a self,
+        mut guard: LockGuard<'a>,
+        mut predicate: impl FnMut() -> bool,
+    ) -> Result<LockGuard<'a>, SyncError> {
+        while !predicate() {
+            guard = self.wait(guard).await?;
+        }
+        Ok(guard)
+    }
+
+    /// Wakes up to `n` waiters, in the order they started waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::NotLocked`] if the condition's lock is not held.
+    pub fn notify(&self, n: usize) -> Result<(), SyncError> {
+        if !self.lock.locked() {
+            return Err(SyncError::NotLocked);
+        }
+        let mut w = self.waiters.borrow_mut();
+        for _ in 0..n {
+            if !w.notify_one(|_| {}) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes every waiter.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::NotLocked`] if the condition's lock is not held.
+    pub fn notify_all(&self) -> Result<(), SyncError> {
+        if !self.lock.locked() {
+            return Err(SyncError::NotLocked);
+        }
+        self.waiters.borrow_mut().notify_all();
+        Ok(())
+    }
+}
+
+struct CondWait<'a> {
+    cond: &'a Condition,
+    key: Option<Key>,
+}
+
+impl Future for CondWait<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut w = self.cond.waiters.borrow_mut();
+        match self.key {
+            None => {
+                let k = w.push((), cx.waker().clone());
+                drop(w);
+                self.key = Some(k);
+                Poll::Pending
+            }
+            Some(k) => {
+                if w.get(k).is_some_and(|e| e.notified) {
+                    w.remove(k);
+                    drop(w);
+                    self.key = None;
+                    Poll::Ready(())
+                } else {
+                    w.set_waker(k, cx.waker());
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl Drop for CondWait<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.cond.waiters.borrow_mut().remove(k);
+        }
+    }
+}

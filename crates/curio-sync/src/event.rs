@@ -1,0 +1,125 @@
+//! `Event`: a flag tasks can wait for.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::waiters::{Key, WaitList};
+
+/// A flag that tasks wait for (Curio's `Event`). Kernel-local: `!Send`.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use curio_sync::Event;
+///
+/// curio_kernel::run(async {
+///     let evt = Rc::new(Event::new());
+///     let e = evt.clone();
+///     let waiter = curio_kernel::spawn(async move { e.wait().await; "woken" });
+///     curio_kernel::yield_now().await;
+///     evt.set();
+///     assert_eq!(waiter.join().await.unwrap(), "woken");
+/// });
+/// ```
+#[derive(Default)]
+pub struct Event {
+    st: RefCell<State>,
+    _local: PhantomData<*const ()>,
+}
+
+#[derive(Default)]
+struct State {
+    set: bool,
+    waiters: WaitList<()>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("set", &self.is_set())
+            .finish()
+    }
+}
+
+impl Event {
+    /// An event that is not set.
+    pub fn new() -> Event {
+        Event::default()
+    }
+
+    /// Whether the event is set.
+    pub fn is_set(&self) -> bool {
+        self.st.borrow().set
+    }
+
+    /// Sets the event and wakes every waiter, in the order they started waiting. Never switches
+    /// tasks.
+    pub fn set(&self) {
+        let mut st = self.st.borrow_mut();
+        st.set = true;
+        st.waiters.notify_all();
+    }
+
+    /// Clears the event.
+    pub fn clear(&self) {
+        self.st.borrow_mut().set = false;
+    }
+
+    /// Waits until the event is set (returns at once if it is).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub fn wait(&self) -> EventWait<'_> {
+        EventWait {
+            event: self,
+            key: None,
+        }
+    }
+}
+
+/// The future of [`Event::wait`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct EventWait<'a> {
+    event: &'a Event,
+    key: Option<Key>,
+}
+
+impl Future for EventWait<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.event.st.borrow_mut();
+        if let Some(k) = self.key {
+            // A waiter woken by `set` returns even if the event was cleared since.
+            if st.waiters.get(k).is_some_and(|e| e.notified) {
+                st.waiters.remove(k);
+                drop(st);
+                self.key = None;
+                return Poll::Ready(());
+            }
+            st.waiters.set_waker(k, cx.waker());
+            return Poll::Pending;
+        }
+        if st.set {
+            return Poll::Ready(());
+        }
+        let k = st.waiters.push((), cx.waker().clone());
+        drop(st);
+        self.key = Some(k);
+        Poll::Pending
+    }
+}
+
+impl Drop for EventWait<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.event.st.borrow_mut().waiters.remove(k);
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! `Lock` and `RLock`.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+
+use curio_kernel::TaskId;
+
+use crate::error::SyncError;
+use crate::gate::Gate;
+
+/// A mutual-exclusion lock for tasks (Curio's `Lock`). Kernel-local: `!Send`.
+///
+/// Ownership is handed off FIFO: a release passes the lock to the first waiter, so a newcomer
+/// cannot barge in.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use curio_sync::Lock;
+///
+/// curio_kernel::run(async {
+///     let lock = Rc::new(Lock::new());
+///     let guard = lock.lock().await;
+///     assert!(lock.locked());
+///     drop(guard);
+///     assert!(!lock.locked());
+/// });
+/// ```
+pub struct Lock {
+    gate: Gate,
+    _local: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("locked", &self.locked())
+            .finish()
+    }
+}
+
+impl Default for Lock {
+    fn default() -> Self {
+        Lock::new()
+    }
+}
+
+impl Lock {
+    /// An unlocked lock.
+    pub fn new() -> Lock {
+        Lock {
+            gate: Gate::new(1),
+            _local: PhantomData,
+        }
+    }
+
+    /// Whether the lock is held.
+    pub fn locked(&self) -> bool {
+        self.gate.permits() == 0
+    }
+
+    /// Waits for the lock (Curio's `async with lock`); the guard releases it when dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a waiter dropped before or after the lock was handed to it never ends up
+    /// owning it; the lock passes to the next waiter.
+    pub async fn lock(&self) -> LockGuard<'_> {
+        self.gate.acquire().await;
+        LockGuard { lock: self }
+    }
+
+    /// Takes the lock if it is free and nobody waits for it.
+    pub fn try_lock(&self) -> Option<LockGuard<'_>> {
+        self.gate.try_acquire().then(|| LockGuard { lock: self })
+    }
+
+    pub(crate) fn same(&self, other: &Lock) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+/// Holds a [`Lock`]; dropping it releases the lock.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a> {
+    pub(crate) lock: &'a Lock,
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LockGuard")
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.gate.release();
+    }
+}
+
+/// A re-entrant lock (Curio's `RLock`): its owner task may take it again; only the owner may
+/// release it. Kernel-local: `!Send`.
+///
+/// # Examples
+///
+/// ```
+/// use curio_sync::RLock;
+///
+/// curio_kernel::run(async {
+///     let lock = RLock::new();
+///     lock.acquire().await.unwrap();
+///     lock.acquire().await.unwrap();
+///     lock.release().unwrap();
+///     assert!(lock.locked());
+///     lock.release().unwrap();
+///     assert!(!lock.locked());
+/// });
+/// ```
+pub struct RLock {
+    gate: Gate,
+    owner: Cell<Option<TaskId>>,
+    count: Cell<usize>,
+    _local: PhantomData<*const ()>,
+}
+
+impl Default for RLock {
+    fn default() -> Self {
+        RLock::new()
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock")
+            .field("owner", &self.owner.get())
+            .field("count", &self.count.get())
+            .finish()
+    }
+}
+
+fn me() -> Result<TaskId, SyncError> {
+    curio_kernel::try_current_task()
+        .map(|t| t.id())
+        .ok_or(SyncError::NotInTask)
+}
+
+impl RLock {
+    /// An unlocked re-entrant lock.
+    pub fn new() -> RLock {
+        RLock {
+            gate: Gate::new(1),
+            owner: Cell::new(None),
+            count: Cell::new(0),
+            _local: PhantomData,
+        }
+    }
+
+    /// Whether the lock is held.
+    pub fn locked(&self) -> bool {
+        self.owner.get().is_some()
+    }
+
+    /// Takes the lock, or takes it once more if the running task owns it.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::NotInTask`] outside a curio task.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped waiter never ends up owning the lock.
+    pub async fn acquire(&self) -> Result<(), SyncError> {
+        let id = me()?;
+        if self.owner.get() == Some(id) {
+            self.count.set(self.count.get() + 1);
+            return Ok(());
+        }
+        self.gate.acquire().await;
+        self.owner.set(Some(id));
+        self.count.set(1);
+        Ok(())
+    }
+
+    /// Releases one level of the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::NotOwner`] if the running task does not own it; [`SyncError::NotInTask`]
+    /// outside a task.
+    pub fn release(&self) -> Result<(), SyncError> {
+        let id = me()?;
+        if self.owner.get() != Some(id) {
+            return Err(SyncError::NotOwner);
+        }
+        self.release_level();
+        Ok(())
+    }
+
+    fn release_level(&self) {
+        let n = self.count.get() - 1;
+        self.count.set(n);
+        if n == 0 {
+            self.owner.set(None);
+            self.gate.release();
+        }
+    }
+
+    /// Takes the lock (see [`acquire`](Self::acquire)) and returns a guard that releases one level.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::NotInTask`] outside a curio task.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    pub async fn lock(&self) -> Result<RLockGuard<'_>, SyncError> {
+        self.acquire().await?;
+        Ok(RLockGuard { lock: self })
+    }
+}
+
+/// Holds one level of an [`RLock`].
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RLockGuard")
+    }
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        // The guard was made by the owner; it releases on the owner's behalf wherever it drops.
+        self.lock.release_level();
+    }
+}

@@ -1,0 +1,480 @@
+//! `Queue`, `PriorityQueue` and `LifoQueue`: kernel-local queues with FIFO hand-off.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::error::{Empty, Full, SyncError};
+use crate::waiters::{Key, WaitList};
+
+/// How a queue stores its items: the order `get` sees them in.
+pub trait Storage<T>: Default {
+    /// Adds an item.
+    fn push(&mut self, item: T);
+    /// Takes the next item.
+    fn pop(&mut self) -> Option<T>;
+    /// Puts back an item that was taken but not delivered, where it would be taken next.
+    fn unpop(&mut self, item: T);
+    /// Number of items.
+    fn len(&self) -> usize;
+    /// Whether there is no item.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// First in, first out.
+#[derive(Debug)]
+pub struct Fifo<T>(VecDeque<T>);
+
+impl<T> Default for Fifo<T> {
+    fn default() -> Self {
+        Fifo(VecDeque::new())
+    }
+}
+
+impl<T> Storage<T> for Fifo<T> {
+    fn push(&mut self, item: T) {
+        self.0.push_back(item);
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop_front()
+    }
+    fn unpop(&mut self, item: T) {
+        self.0.push_front(item);
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Last in, first out.
+#[derive(Debug)]
+pub struct Lifo<T>(Vec<T>);
+
+impl<T> Default for Lifo<T> {
+    fn default() -> Self {
+        Lifo(Vec::new())
+    }
+}
+
+impl<T> Storage<T> for Lifo<T> {
+    fn push(&mut self, item: T) {
+        self.0.push(item);
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop()
+    }
+    fn unpop(&mut self, item: T) {
+        self.0.push(item);
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Smallest first (Python's `heapq` order, as Curio's `PriorityQueue`).
+#[derive(Debug)]
+pub struct Smallest<T: Ord>(BinaryHeap<Reverse<T>>);
+
+impl<T: Ord> Default for Smallest<T> {
+    fn default() -> Self {
+        Smallest(BinaryHeap::new())
+    }
+}
+
+impl<T: Ord> Storage<T> for Smallest<T> {
+    fn push(&mut self, item: T) {
+        self.0.push(Reverse(item));
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop().map(|Reverse(t)| t)
+    }
+    fn unpop(&mut self, item: T) {
+        self.0.push(Reverse(item));
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+struct State<T, S> {
+    items: S,
+    maxsize: usize,
+    /// Getters waiting for an item; a put hands its item straight into the first one's slot.
+    getters: WaitList<Option<T>>,
+    /// Putters waiting for room, each holding its item until a get makes room for it.
+    putters: WaitList<Option<T>>,
+    unfinished: usize,
+    joiners: WaitList<()>,
+}
+
+/// A queue of items between tasks, generic over its [`Storage`] order; use the aliases
+/// [`Queue`], [`LifoQueue`] and [`PriorityQueue`]. Kernel-local: `!Send`.
+///
+/// `maxsize` 0 means unbounded: then `put` never waits (and never yields).
+/// Items are handed off FIFO: a put with getters waiting gives its item to the first getter, a get
+/// from a full queue admits the first waiting putter's item; nobody barges.
+pub struct BaseQueue<T, S: Storage<T>> {
+    st: RefCell<State<T, S>>,
+    _local: PhantomData<*const ()>,
+}
+
+/// A first-in, first-out queue (Curio's `Queue`).
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use curio_sync::Queue;
+///
+/// curio_kernel::run(async {
+///     let q = Rc::new(Queue::new(0));
+///     let q2 = q.clone();
+///     let consumer = curio_kernel::spawn(async move {
+///         let mut got = Vec::new();
+///         while let Some(x) = q2.get().await {
+///             got.push(x);
+///             q2.task_done().unwrap();
+///         }
+///         q2.task_done().unwrap();
+///         got
+///     });
+///     for x in [1, 2, 3] {
+///         q.put(Some(x)).await;
+///     }
+///     q.put(None).await;
+///     q.join().await;
+///     assert_eq!(consumer.join().await.unwrap(), [1, 2, 3]);
+/// });
+/// ```
+pub type Queue<T> = BaseQueue<T, Fifo<T>>;
+
+/// A last-in, first-out queue (Curio's `LifoQueue`).
+pub type LifoQueue<T> = BaseQueue<T, Lifo<T>>;
+
+/// A queue that hands out its smallest item first (Curio's `PriorityQueue`).
+pub type PriorityQueue<T> = BaseQueue<T, Smallest<T>>;
+
+impl<T, S: Storage<T>> fmt::Debug for BaseQueue<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.st.borrow();
+        f.debug_struct("Queue")
+            .field("len", &st.items.len())
+            .field("maxsize", &st.maxsize)
+            .finish()
+    }
+}
+
+impl<T, S: Storage<T>> BaseQueue<T, S> {
+    /// A queue holding at most `maxsize` items (0: unbounded).
+    pub fn new(maxsize: usize) -> Self {
+        BaseQueue {
+            st: RefCell::new(State {
+                items: S::default(),
+                maxsize,
+                getters: WaitList::default(),
+                putters: WaitList::default(),
+                unfinished: 0,
+                joiners: WaitList::default(),
+            }),
+            _local: PhantomData,
+        }
+    }
+
+    /// Items in the queue.
+    pub fn len(&self) -> usize {
+        self.st.borrow().items.len()
+    }
+
+    /// Whether the queue holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a bounded queue holds `maxsize` items (an unbounded one is never full).
+    pub fn is_full(&self) -> bool {
+        let st = self.st.borrow();
+        st.maxsize > 0 && st.items.len() >= st.maxsize
+    }
+
+    /// The bound given at creation (0: unbounded).
+    pub fn maxsize(&self) -> usize {
+        self.st.borrow().maxsize
+    }
+
+    /// Adds `item` if that needs no waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`Full`] with the item when the queue is full or putters are already waiting.
+    pub fn try_put(&self, item: T) -> Result<(), Full<T>> {
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        if st.getters.waiting() > 0 {
+            let mut item = Some(item);
+            st.getters.notify_one(|slot| *slot = item.take());
+            st.unfinished += 1;
+            return Ok(());
+        }
+        if st.putters.waiting() == 0 && (st.maxsize == 0 || st.items.len() < st.maxsize) {
+            st.items.push(item);
+            st.unfinished += 1;
+            return Ok(());
+        }
+        Err(Full(item))
+    }
+
+    /// Adds `item`, waiting for room in a bounded queue. An unbounded put never waits.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a putter dropped while waiting takes its item with it (it was never added);
+    /// once added, an item is never added twice.
+    pub fn put(&self, item: T) -> Put<'_, T, S> {
+        Put {
+            q: self,
+            item: Some(item),
+            key: None,
+        }
+    }
+
+    /// Takes the next item if there is one.
+    ///
+    /// # Errors
+    ///
+    /// [`Empty`] when there is none.
+    pub fn try_get(&self) -> Result<T, Empty> {
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let item = st.items.pop().ok_or(Empty)?;
+        admit_putter(st);
+        Ok(item)
+    }
+
+    /// Takes the next item, waiting for one.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: an item handed to a getter that is dropped before taking it goes to the next
+    /// getter, or back to the front of the queue; nothing is lost.
+    pub fn get(&self) -> Get<'_, T, S> {
+        Get { q: self, key: None }
+    }
+
+    /// Marks one item taken by `get` as processed (Curio's `task_done`).
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::TaskDoneTooManyTimes`] when every item put was already marked done.
+    pub fn task_done(&self) -> Result<(), SyncError> {
+        let mut st = self.st.borrow_mut();
+        if st.unfinished == 0 {
+            return Err(SyncError::TaskDoneTooManyTimes);
+        }
+        st.unfinished -= 1;
+        if st.unfinished == 0 {
+            st.joiners.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Waits until every item put has been marked done with [`task_done`](Self::task_done).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn join(&self) {
+        let mut key: Option<Key> = None;
+        let mut guard = JoinGuard { q: self, key: None };
+        std::future::poll_fn(|cx| {
+            let mut st = self.st.borrow_mut();
+            if let Some(k) = key
+                && st.joiners.get(k).is_some_and(|e| e.notified)
+            {
+                st.joiners.remove(k);
+                key = None;
+                guard.key = None;
+                return Poll::Ready(());
+            }
+            if st.unfinished == 0 {
+                if let Some(k) = key.take() {
+                    st.joiners.remove(k);
+                    guard.key = None;
+                }
+                return Poll::Ready(());
+            }
+            match key {
+                Some(k) => st.joiners.set_waker(k, cx.waker()),
+                None => {
+                    let k = st.joiners.push((), cx.waker().clone());
+                    key = Some(k);
+                    guard.key = Some(k);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+struct JoinGuard<'a, T, S: Storage<T>> {
+    q: &'a BaseQueue<T, S>,
+    key: Option<Key>,
+}
+
+impl<T, S: Storage<T>> Drop for JoinGuard<'_, T, S> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.q.st.borrow_mut().joiners.remove(k);
+        }
+    }
+}
+
+/// After an item left a full queue, lets the first waiting putter's item in.
+fn admit_putter<T, S: Storage<T>>(st: &mut State<T, S>) {
+    let State {
+        items,
+        putters,
+        unfinished,
+        ..
+    } = st;
+    putters.notify_one(|slot| {
+        if let Some(item) = slot.take() {
+            items.push(item);
+            *unfinished += 1;
+        }
+    });
+}
+
+/// The future of [`BaseQueue::put`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Put<'a, T, S: Storage<T>> {
+    q: &'a BaseQueue<T, S>,
+    item: Option<T>,
+    key: Option<Key>,
+}
+
+impl<T, S: Storage<T>> fmt::Debug for Put<'_, T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Put")
+            .field("waiting", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl<T, S: Storage<T>> Unpin for Put<'_, T, S> {}
+
+impl<T, S: Storage<T>> Future for Put<'_, T, S> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if let Some(k) = this.key {
+            let mut st = this.q.st.borrow_mut();
+            if st.putters.get(k).is_some_and(|e| e.notified) {
+                // A get moved our item into the queue.
+                st.putters.remove(k);
+                drop(st);
+                this.key = None;
+                return Poll::Ready(());
+            }
+            st.putters.set_waker(k, cx.waker());
+            return Poll::Pending;
+        }
+        let Some(item) = this.item.take() else {
+            return Poll::Ready(());
+        };
+        match this.q.try_put(item) {
+            Ok(()) => Poll::Ready(()),
+            Err(Full(item)) => {
+                let k = this
+                    .q
+                    .st
+                    .borrow_mut()
+                    .putters
+                    .push(Some(item), cx.waker().clone());
+                this.key = Some(k);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T, S: Storage<T>> Drop for Put<'_, T, S> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            // Not yet admitted: the item leaves with the putter. Admitted: nothing to undo.
+            let entry = self.q.st.borrow_mut().putters.remove(k);
+            drop(entry);
+        }
+    }
+}
+
+/// The future of [`BaseQueue::get`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Get<'a, T, S: Storage<T>> {
+    q: &'a BaseQueue<T, S>,
+    key: Option<Key>,
+}
+
+impl<T, S: Storage<T>> fmt::Debug for Get<'_, T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Get")
+            .field("waiting", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl<T, S: Storage<T>> Future for Get<'_, T, S> {
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let q = self.q;
+        let mut st = q.st.borrow_mut();
+        if let Some(k) = self.key {
+            if st.getters.get(k).is_some_and(|e| e.notified) {
+                let e = st.getters.remove(k).expect("present");
+                drop(st);
+                self.key = None;
+                return Poll::Ready(e.data.expect("a notified getter holds its item"));
+            }
+            st.getters.set_waker(k, cx.waker());
+            return Poll::Pending;
+        }
+        let st2 = &mut *st;
+        if st2.getters.waiting() == 0
+            && let Some(item) = st2.items.pop()
+        {
+            admit_putter(st2);
+            return Poll::Ready(item);
+        }
+        let k = st.getters.push(None, cx.waker().clone());
+        drop(st);
+        self.key = Some(k);
+        Poll::Pending
+    }
+}
+
+impl<T, S: Storage<T>> Drop for Get<'_, T, S> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            let mut st = self.q.st.borrow_mut();
+            let st = &mut *st;
+            if let Some(e) = st.getters.remove(k)
+                && let Some(item) = e.data
+            {
+                // Handed to us but never taken: the next getter gets it, or it goes back in front.
+                let mut item = Some(item);
+                if !st.getters.notify_one(|slot| *slot = item.take())
+                    && let Some(item) = item
+                {
+                    st.items.unpop(item);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! The Universal types: `Send + Sync`, usable from curio tasks, plain threads and other runtimes.
+//!
+//! Each is a small state behind a mutex plus `event-listener` events. Waiting follows one
+//! pattern: try, start listening, try again, then wait for the listener. Items and values stay in
+//! the shared state until a waiter takes them under the mutex, so a waiter that is cancelled
+//! (its listener dropped) can lose nothing; `event-listener` passes a notification received by a
+//! dropped listener on to the next one, so no wakeup is lost either.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, IntoNotification, Listener};
+
+use crate::error::{Empty, Full, SyncError, WaitTimeout};
+use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The state is changed in single steps under the lock; a panic cannot leave it half-done.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct QState<T> {
+    items: VecDeque<T>,
+    unfinished: usize,
+}
+
+struct QInner<T> {
+    st: Mutex<QState<T>>,
+    maxsize: usize,
+    /// Notified once per item added.
+    item_added: Event,
+    /// Notified once per item taken from a bounded queue.
+    space_freed: Event,
+    /// Notified when every item has been marked done.
+    all_done: Event,
+}
+
+/// A queue shared by tasks, threads and other runtimes (Curio's `UniversalQueue`).
+/// `Clone` makes another handle to the same queue.
+///
+/// # Examples
+///
+/// A kernel task feeding a plain thread, as in Curio's README:
+///
+/// ```
+/// use curio_sync::UniversalQueue;
+///
+/// let q = UniversalQueue::new(0);
+/// let q2 = q.clone();
+/// let consumer = std::thread::spawn(move || {
+///     let mut got = Vec::new();
+///     while let Some(x) = q2.get_blocking() {
+///         got.push(x);
+///     }
+///     got
+/// });
+/// curio_kernel::run(async move {
+///     for i in 0..5 {
+///         q.put(Some(i)).await;
+///     }
+///     q.put(None).await;
+/// });
+/// assert_eq!(consumer.join().unwrap(), [0, 1, 2, 3, 4]);
+/// ```
+pub struct UniversalQueue<T> {
+    inner: Arc<QInner<T>>,
+}
+
+impl<T> Clone for UniversalQueue<T> {
+    fn clone(&self) -> Self {
+        UniversalQueue {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for UniversalQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UniversalQueue")
+            .field("len", &self.len())
+            .field("maxsize", &self.inner.maxsize)
+            .finish()
+    }
+}
+
+impl<T> UniversalQueue<T> {
+    /// A queue holding at most `maxsize` items (0: unbounded).
+    pub fn new(maxsize: usize) -> UniversalQueue<T> {
+        UniversalQueue {
+            inner: Arc::new(QInner {
+                st: Mutex::new(QState {
+                    items: VecDeque::new(),
+                    unfinished: 0,
+                }),
+                maxsize,
+                item_added: Event::new(),
+                space_freed: Event::new(),
+                all_done: Event::new(),
+            }),
+        }
+    }
+
+    /// Items in the queue.
+    pub fn len(&self) -> usize {
+        lock(&self.inner.st).items.len()
+    }
+
+    /// Whether the queue holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a bounded queue is full (Curio's `UniversalQueue.full()` always says no).
+    pub fn is_full(&self) -> bool {
+        self.inner.maxsize > 0 && self.len() >= self.inner.maxsize
+    }
+
+    /// The bound given at creation (0: unbounded).
+    pub fn maxsize(&self) -> usize {
+        self.inner.maxsize
+    }
+
+    /// Adds `item` if there is room.
+    ///
+    /// # Errors
+    ///
+    /// [`Full`] with the item when a bounded queue is full.
+    pub fn try_put(&self, item: T) -> Result<(), Full<T>> {
+        let mut st = lock(&self.inner.st);
+        if self.inner.maxsize > 0 && st.items.len() >= self.inner.maxsize {
+            return Err(Full(item));
+        }
+        st.items.push_back(item);
+        st.unfinished += 1;
+        drop(st);
+        self.inner.item_added.notify(1.additional());
+        Ok(())
+    }
+
+    /// Takes the next item if there is one.
+    ///
+    /// # Errors
+    ///
+    /// [`Empty`] when there is none.
+    pub fn try_get(&self) -> Result<T, Empty> {
+        let item = lock(&self.inner.st).items.pop_front().ok_or(Empty)?;
+        if self.inner.maxsize > 0 {
+            self.inner.space_freed.notify(1.additional());
+        }
+        Ok(item)
+    }
+
+    /// Adds `item`, waiting for room in a bounded queue.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the item is added by the poll that returns, or not at all (it is dropped with
+    /// the future).
+    pub async fn put(&self, item: T) {
+        let mut item = item;
+        loop {
+            match self.try_put(item) {
+                Ok(()) => return,
+                Err(Full(back)) => item = back,
+            }
+            let listener = self.inner.space_freed.listen();
+            match self.try_put(item) {
+                Ok(()) => return,
+                Err(Full(back)) => item = back,
+            }
+            listener.await;
+        }
+    }
+
+    /// Takes the next item, waiting for one.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: an item is taken only by the poll that returns it.
+    pub async fn get(&self) -> T {
+        loop {
+            if let Ok(item) = self.try_get() {
+                return item;
+            }
+            let listener = self.inner.item_added.listen();
+            if let Ok(item) = self.try_get() {
+                return item;
+            }
+            listener.await;
+        }
+    }
+
+    /// Adds `item`, blocking this thread while a bounded queue is full.
+    pub fn put_blocking(&self, item: T) {
+        if let Err(Full(_)) = self.put_deadline(item, None) {
+            unreachable!("an untimed put only returns once the item is in");
+        }
+    }
+
+    /// Adds `item`, blocking this thread for at most `timeout` while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`Full`] with the item if there was no room in time.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), Full<T>> {
+        self.put_deadline(item, Some(Instant::now() + timeout))
+    }
+
+    fn put_deadline(&self, mut item: T, deadline: Option<Instant>) -> Result<(), Full<T>> {
+        loop {
+            match self.try_put(item) {
+                Ok(()) => return Ok(()),
+                Err(Full(back)) => item = back,
+            }
+            let listener = self.inner.space_freed.listen();
+            match self.try_put(item) {
+                Ok(()) => return Ok(()),
+                Err(Full(back)) => item = back,
+            }
+            match deadline {
+                None => listener.wait(),
+                Some(d) => {
+                    if listener.wait_deadline(d).is_none() {
+                        return self.try_put(item);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the next item, blocking this thread until there is one.
+    pub fn get_blocking(&self) -> T {
+        match self.get_deadline(None) {
+            Ok(item) => item,
+            Err(_) => unreachable!("an untimed get only returns with an item"),
+        }
+    }
+
+    /// Takes the next item, blocking this thread for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitTimeout`] if no item came in time.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, WaitTimeout> {
+        self.get_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
+        loop {
+            if let Ok(item) = self.try_get() {
+                return Ok(item);
+            }
+            let listener = self.inner.item_added.listen();
+            if let Ok(item) = self.try_get() {
+                return Ok(item);
+            }
+            match deadline {
+                None => listener.wait(),
+                Some(d) => {
+                    if listener.wait_deadline(d).is_none() {
+                        return self.try_get().map_err(|_| WaitTimeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks one item as processed.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::TaskDoneTooManyTimes`] when every item put was already marked done.
+    pub fn task_done(&self) -> Result<(), SyncError> {
+        let mut st = lock(&self.inner.st);
+        if st.unfinished == 0 {
+            return Err(SyncError::TaskDoneTooManyTimes);
+        }
+        st.unfinished -= 1;
+        let all = st.unfinished == 0;
+        drop(st);
+        if all {
+            self.inner.all_done.notify(usize::MAX);
+        }
+        Ok(())
+    }
+
+    fn all_done(&self) -> bool {
+        lock(&self.inner.st).unfinished == 0
+    }
+
+    /// Waits until every item put has been marked done.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn join(&self) {
+        while !self.all_done() {
+            let listener = self.inner.all_done.listen();
+            if self.all_done() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Blocks this thread until every item put has been marked done.
+    pub fn join_blocking(&self) {
+        while !self.all_done() {
+            let listener = self.inner.all_done.listen();
+            if self.all_done() {
+                return;
+            }
+            listener.wait();
+        }
+    }
+}
+
+struct EInner {
+    set: AtomicBool,
+    event: Event,
+}
+
+/// An event shared by tasks, threads and other runtimes (Curio's `UniversalEvent`).
+/// `Clone` makes another handle to the same event.
+///
+/// # Examples
+///
+/// ```
+/// use curio_sync::UniversalEvent;
+///
+/// let evt = UniversalEvent::new();
+/// let e2 = evt.clone();
+/// let t = std::thread::spawn(move || e2.set());
+/// curio_kernel::run(async { evt.wait().await });
+/// t.join().unwrap();
+/// assert!(evt.is_set());
+/// ```
+#[derive(Clone)]
+pub struct UniversalEvent {
+    inner: Arc<EInner>,
+}
+
+impl fmt::Debug for UniversalEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UniversalEvent")
+            .field("set", &self.is_set())
+            .finish()
+    }
+}
+
+impl Default for UniversalEvent {
+    fn default() -> Self {
+        UniversalEvent::new()
+    }
+}
+
+impl UniversalEvent {
+    /// An event that is not set.
+    pub fn new() -> UniversalEvent {
+        UniversalEvent {
+            inner: Arc::new(EInner {
+                set: AtomicBool::new(false),
+                event: Event::new(),
+            }),
+        }
+    }
+
+    /// Whether the event is set.
+    pub fn is_set(&self) -> bool {
+        self.inner.set.load(Ordering::SeqCst)
+    }
+
+    /// Sets the event and wakes every waiter.
+    pub fn set(&self) {
+        self.inner.set.store(true, Ordering::SeqCst);
+        self.inner.event.notify(usize::MAX);
+    }
+
+    /// Clears the event.
+    pub fn clear(&self) {
+        self.inner.set.store(false, Ordering::SeqCst);
+    }
+
+    /// Waits until the event is set.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait(&self) {
+        while !self.is_set() {
+            let listener = self.inner.event.listen();
+            if self.is_set() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Blocks this thread until the event is set.
+    pub fn wait_blocking(&self) {
+        let _ = self.wait_deadline(None);
+    }
+
+    /// Blocks this thread until the event is set, for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitTimeout`] if it was not set in time.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitTimeout> {
+        self.wait_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn wait_deadline(&self, deadline: Option<Instant>) -> Result<(), WaitTimeout> {
+        while !self.is_set() {
+            let listener = self.inner.event.listen();
+            if self.is_set() {
+                return Ok(());
+            }
+            match deadline {
+                None => listener.wait(),
+                Some(d) => {
+                    if listener.wait_deadline(d).is_none() && !self.is_set() {
+                        return Err(WaitTimeout);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct PInner<T> {
+    value: Mutex<Option<T>>,
+    event: Event,
+}
+
+/// A value set once and read by tasks, threads and other runtimes (Curio's `UniversalResult`).
+/// `Clone` makes another handle to the same promise.
+///
+/// # Examples
+///
+/// ```
+/// use curio_sync::UniversalPromise;
+///
+/// let p = UniversalPromise::new();
+/// let p2 = p.clone();
+/// std::thread::spawn(move || p2.set(7).unwrap());
+/// assert_eq!(curio_kernel::run(async { p.get().await }), 7);
+/// ```
+pub struct UniversalPromise<T> {
+    inner: Arc<PInner<T>>,
+}
+
+impl<T> Clone for UniversalPromise<T> {
+    fn clone(&self) -> Self {
+        UniversalPromise {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for UniversalPromise<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UniversalPromise")
+            .field("set", &self.is_set())
+            .finish()
+    }
+}
+
+impl<T> Default for UniversalPromise<T> {
+    fn default() -> Self {
+        UniversalPromise::new()
+    }
+}
+
+impl<T> UniversalPromise<T> {
+    /// A promise with no value yet.
+    pub fn new() -> UniversalPromise<T> {
+        UniversalPromise {
+            inner: Arc::new(PInner {
+                value: Mutex::new(None),
+                event: Event::new(),
+            }),
+        }
+    }
+
+    /// Whether the value is set.
+    pub fn is_set(&self) -> bool {
+        lock(&self.inner.value).is_some()
+    }
+
+    /// Sets the value and wakes every reader.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::AlreadySet`] with `value` if it was set before.
+    pub fn set(&self, value: T) -> Result<(), crate::AlreadySet<T>> {
+        let mut v = lock(&self.inner.value);
+        if v.is_some() {
+            return Err(crate::AlreadySet(value));
+        }
+        *v = Some(value);
+        drop(v);
+        self.inner.event.notify(usize::MAX);
+        Ok(())
+    }
+}
+
+impl<T: Clone> UniversalPromise<T> {
+    /// A clone of the value, if set.
+    pub fn try_get(&self) -> Option<T> {
+        lock(&self.inner.value).clone()
+    }
+
+    /// Waits for the value.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn get(&self) -> T {
+        loop {
+            if let Some(v) = self.try_get() {
+                return v;
+            }
+            let listener = self.inner.event.listen();
+            if let Some(v) = self.try_get() {
+                return v;
+            }
+            listener.await;
+        }
+    }
+
+    /// Blocks this thread until the value is set.
+    pub fn get_blocking(&self) -> T {
+        match self.get_deadline(None) {
+            Ok(v) => v,
+            Err(_) => unreachable!("an untimed wait only returns with the value"),
+        }
+    }
+
+    /// Blocks this thread for at most `timeout` waiting for the value.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitTimeout`] if it was not set in time.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, WaitTimeout> {
+        self.get_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
+        loop {
+            if let Some(v) = self.try_get() {
+                return Ok(v);
+            }
+            let listener = self.inner.event.listen();
+            if let Some(v) = self.try_get() {
+                return Ok(v);
+            }
+            match deadline {
+                None => listener.wait(),
+                Some(d) => {
+                    if listener.wait_deadline(d).is_none() {
+                        return self.try_get().ok_or(WaitTimeout);
+                    }
+                }
+            }
+        }
+    }
+}
