@@ -40,7 +40,10 @@ pub(crate) const BENCH_CRATE: &str = "curio-bench";
 ///
 /// A crate listed here builds under `--cfg loom` and has `#[cfg(loom)]` tests in its library
 /// whose names contain `loom`.
-const LOOM_CRATES: &[&str] = &[];
+const LOOM_CRATES: &[&str] = &["curio-sync"];
+
+/// Loom's preemption bound when `LOOM_MAX_PREEMPTIONS` is not set.
+const DEFAULT_PREEMPTIONS: &str = "3";
 
 /// Parses the command line and runs the requested command.
 fn main() -> ExitCode {
@@ -151,9 +154,22 @@ fn loom(root: &Path, forwarded: &[String]) -> ExitCode {
         _ => "--cfg loom".to_owned(),
     };
     for name in crates {
-        let mut command = Cargo::new(&["test", "--release", "-p", name, "--lib", "loom"])
-            .env("RUSTFLAGS", &rustflags)
-            .env("CARGO_TARGET_DIR", "target/loom");
+        // Bounded preemptions keep the search to minutes; set LOOM_MAX_PREEMPTIONS to go deeper.
+        let preemptions = std::env::var("LOOM_MAX_PREEMPTIONS")
+            .unwrap_or_else(|_| DEFAULT_PREEMPTIONS.to_owned());
+        let mut command = Cargo::new(&[
+            "test",
+            "--release",
+            "-p",
+            name,
+            "--features",
+            "loom",
+            "--lib",
+            "loom",
+        ])
+        .env("RUSTFLAGS", &rustflags)
+        .env("LOOM_MAX_PREEMPTIONS", &preemptions)
+        .env("CARGO_TARGET_DIR", "target/loom");
         if !forwarded.is_empty() {
             command = command.args(["--"]).args(forwarded);
         }

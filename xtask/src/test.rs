@@ -1,7 +1,7 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure.
 //!
-//! The steps are rustfmt, clippy, the tests, the tests again on the `polling` backend, the doc
-//! tests and tidy.
+//! The steps are rustfmt, clippy, the tests, the tests again on the `polling` backend, a short
+//! loom run, the doc tests and tidy.
 //! The tests run under `cargo nextest` when it is installed (one process per test, and a
 //! timeout for hung tests, see `.config/nextest.toml`), and under `cargo test` otherwise.
 //! The benchmark crate is excluded from every step: it depends on peer runtimes whose build
@@ -110,6 +110,26 @@ fn steps(root: &Path, forwarded: &[String]) -> Vec<Step> {
             action: Action::Cargo(
                 test_command(root, &["-p", "curio-reactor", "-p", "curio-rt"])
                     .args(["--features", "curio-reactor/polling-backend"]),
+            ),
+        },
+        Step {
+            // The model checks, in a short form: loom with at most two preemptions per run.
+            // `cargo xtask loom` runs them deeper.
+            name: "loom (short)",
+            action: Action::Cargo(
+                Cargo::new(&[
+                    "test",
+                    "--release",
+                    "-p",
+                    "curio-sync",
+                    "--features",
+                    "loom",
+                    "--lib",
+                    "loom",
+                ])
+                .env("RUSTFLAGS", "--cfg loom")
+                .env("LOOM_MAX_PREEMPTIONS", "2")
+                .env("CARGO_TARGET_DIR", "target/loom"),
             ),
         },
         Step {

@@ -101,6 +101,9 @@ pub(crate) struct Header {
     pub(crate) cancel_seq: Cell<u64>,
     /// Timeout scopes that expired while a shield inside them was active.
     pub(crate) timed_out: Cell<u32>,
+    /// Armed timeout scopes: their numbers, deadlines, and whether they wait for an older
+    /// expired scope to report first (the outermost expired scope reports).
+    pub(crate) scopes: RefCell<Vec<(u64, std::time::Instant, bool)>>,
     /// Wakers of `cancel_requested()` futures.
     pub(crate) cancel_waiters: RefCell<Vec<Waker>>,
     /// Task groups this task owns, oldest first.
@@ -147,6 +150,7 @@ impl Header {
             timeout_seq: Cell::new(0),
             cancel_seq: Cell::new(0),
             timed_out: Cell::new(0),
+            scopes: RefCell::new(Vec::new()),
             cancel_waiters: RefCell::new(Vec::new()),
             groups: RefCell::new(Vec::new()),
             member_of: RefCell::new(None),

@@ -53,6 +53,8 @@ struct Scope {
     flagged: bool,
     /// The deadline has passed (the expiry may still be deferred by a shield).
     fired: bool,
+    /// Listed in the task's armed scopes.
+    listed: bool,
     disarmed: bool,
 }
 
@@ -98,6 +100,22 @@ impl Scope {
     fn release(&mut self, h: Option<&Header>, time: Option<&curio_time::TimeDriver>) {
         if let (Some(k), Some(t)) = (self.key.take(), time) {
             t.cancel(k);
+        }
+        if std::mem::take(&mut self.listed)
+            && let Some(h) = h
+        {
+            let seq = self.seq;
+            let mut scopes = h.scopes.borrow_mut();
+            scopes.retain(|(s, ..)| *s != seq);
+            let deferred = scopes.iter().any(|(.., d)| *d);
+            drop(scopes);
+            if deferred {
+                // A younger expired scope waited for this one to report; it may report now.
+                let w = h.waker.borrow().clone();
+                if let Some(w) = w {
+                    w.wake();
+                }
+            }
         }
         if std::mem::take(&mut self.flagged)
             && let Some(h) = h
@@ -291,6 +309,7 @@ impl<F: Future> Future for Timeout<F> {
                 scope.release(Some(h), Some(time));
                 return None;
             }
+            let now = time.now();
             let fired = scope.fired
                 || match scope.key {
                     Some(k) if time.is_pending(k) => {
@@ -302,10 +321,16 @@ impl<F: Future> Future for Timeout<F> {
                         let at = match deadline {
                             Deadline::Never => return None,
                             Deadline::At(t) => t,
-                            Deadline::After(d) => time.now() + d,
+                            // A deadline past the clock's range is no deadline at all.
+                            Deadline::After(d) => match now.checked_add(d) {
+                                Some(t) => t,
+                                None => return None,
+                            },
                         };
                         scope.deadline = Some(at);
-                        if at <= time.now() {
+                        h.scopes.borrow_mut().push((scope.seq, at, false));
+                        scope.listed = true;
+                        if at <= now {
                             true
                         } else {
                             scope.key =
@@ -319,6 +344,20 @@ impl<F: Future> Future for Timeout<F> {
             }
             scope.fired = true;
             scope.key = None;
+            let mut scopes = h.scopes.borrow_mut();
+            let outer_expired = scopes
+                .iter()
+                .any(|(s, d, _)| *s < scope.seq && *d <= now);
+            if let Some(me) = scopes.iter_mut().find(|(s, ..)| *s == scope.seq) {
+                me.2 = outer_expired;
+            }
+            drop(scopes);
+            if outer_expired {
+                // An older scope expired too: it reports, and drops this one with the rest of
+                // its work (at once, or when a shield inside it ends). If it is a sibling rather
+                // than an ancestor, its release wakes the task and this scope reports then.
+                return None;
+            }
             if h.shield.get() > scope.depth {
                 // A shield inside this scope is active: report at its end; tell it meanwhile.
                 if !scope.flagged {

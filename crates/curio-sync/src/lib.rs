@@ -55,6 +55,9 @@ mod sync;
 mod universal;
 mod waiters;
 
+#[cfg(all(loom, test))]
+mod loom_tests;
+
 pub use condition::Condition;
 pub use error::{AlreadySet, Empty, Full, SyncError, WaitTimeout};
 pub use event::{Event, EventWait};

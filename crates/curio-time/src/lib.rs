@@ -194,7 +194,9 @@ impl TimeDriver {
 
     /// Moves a virtual clock forward by `d`; a real clock ignores it.
     pub fn advance(&self, d: Duration) {
-        self.clock.jump_to(self.now() + d);
+        if let Some(t) = self.now().checked_add(d) {
+            self.clock.jump_to(t);
+        }
     }
 
     /// A sequence number that orders timers created at the same deadline.
@@ -321,7 +323,7 @@ pub fn sleep(d: Duration) -> Sleep {
         };
     }
     CURRENT.with(|c| match c.borrow().as_ref() {
-        Some(drv) => Sleep::armed(drv, drv.now() + d),
+        Some(drv) => Sleep::after(drv, d),
         // Created before its kernel runs (`curio::run(sleep(d))`): the deadline counts from the
         // first poll.
         None => Sleep {
@@ -359,6 +361,8 @@ pub struct Sleep {
 #[derive(Debug)]
 enum SleepState {
     Unstarted(Duration),
+    /// A duration past the clock's range: never ends.
+    Forever,
     Yield(bool),
     Timer {
         driver: u64,
@@ -370,6 +374,13 @@ enum SleepState {
 }
 
 impl Sleep {
+    /// A sleep of `d` from now; past the clock's range it never ends.
+    fn after(drv: &TimeDriver, d: Duration) -> Sleep {
+        Sleep {
+            state: after_state(drv, d),
+        }
+    }
+
     fn armed(drv: &TimeDriver, deadline: Instant) -> Sleep {
         Sleep {
             state: armed_state(drv, deadline),
@@ -382,6 +393,13 @@ impl Sleep {
             SleepState::Timer { deadline, .. } => Some(deadline),
             _ => None,
         }
+    }
+}
+
+fn after_state(drv: &TimeDriver, d: Duration) -> SleepState {
+    match drv.now().checked_add(d) {
+        Some(t) => armed_state(drv, t),
+        None => SleepState::Forever,
     }
 }
 
@@ -404,7 +422,7 @@ impl Future for Sleep {
                 let drv = c
                     .as_ref()
                     .expect("curio::sleep polled outside a curio kernel");
-                armed_state(drv, drv.now() + d)
+                after_state(drv, d)
             });
         }
         match &mut self.state {
@@ -450,6 +468,7 @@ impl Future for Sleep {
                     Poll::Pending
                 }
             }
+            SleepState::Forever => Poll::Pending,
             SleepState::Done | SleepState::Unstarted(_) => Poll::Ready(()),
         }
     }
@@ -565,6 +584,18 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(s.as_mut().poll(&mut cx).is_pending());
         assert!(s.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(driver.timer_count(), 0);
+    }
+
+    #[test]
+    fn huge_sleep_never_ends_and_never_panics() {
+        let driver = TimeDriver::new(Box::new(VirtualClock::new()));
+        let _g = driver.enter();
+        let mut s = Box::pin(sleep(Duration::MAX));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(s.as_mut().poll(&mut cx).is_pending());
+        driver.advance(Duration::MAX);
+        assert!(s.as_mut().poll(&mut cx).is_pending());
         assert_eq!(driver.timer_count(), 0);
     }
 
