@@ -468,6 +468,18 @@ impl<T: 'static> TaskGroup<T> {
         Poll::Pending
     }
 
+    /// A member that has finished, taken out of the group, without waiting; `None` if none has.
+    /// Long-running owners (servers) use it to reap finished members.
+    pub fn try_next_done(&self) -> Option<Task<T>> {
+        match self.poll_next_done(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(t) => t,
+            Poll::Pending => {
+                self.inner.state.borrow_mut().waker = None;
+                None
+            }
+        }
+    }
+
     /// The next member to finish, in completion order, taken out of the group; `None` when no
     /// non-daemon member is left.
     ///

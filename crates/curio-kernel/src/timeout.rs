@@ -345,9 +345,7 @@ impl<F: Future> Future for Timeout<F> {
             scope.fired = true;
             scope.key = None;
             let mut scopes = h.scopes.borrow_mut();
-            let outer_expired = scopes
-                .iter()
-                .any(|(s, d, _)| *s < scope.seq && *d <= now);
+            let outer_expired = scopes.iter().any(|(s, d, _)| *s < scope.seq && *d <= now);
             if let Some(me) = scopes.iter_mut().find(|(s, ..)| *s == scope.seq) {
                 me.2 = outer_expired;
             }

@@ -1,13 +1,18 @@
-//! Networking for curio-rt: TCP sockets with Curio's operations, and `tcp_server`.
+//! Networking for curio-rt: TCP, UDP and Unix sockets with Curio's operations, buffered
+//! streams, name resolution, Happy Eyeballs, and servers.
 //!
-//! [`TcpListener`] and [`TcpStream`] are non-blocking sockets registered with the running kernel's
-//! reactor. Each operation tries the syscall first and waits only if it would block, so a message
-//! costs one `recv` and one `send`.
-//! [`tcp_server`] and [`run_server`] run one task per client.
+//! Sockets are non-blocking descriptors registered with the running kernel's reactor. Each
+//! operation tries the syscall first and waits only if it would block, so a message costs one
+//! `recv` and one `send`. Two tasks reading (or writing) the same socket at once get
+//! `io::ErrorKind::ResourceBusy`; one reader and one writer is fine.
+//! Streams implement `futures_io::{AsyncRead, AsyncWrite}` (also on `&TcpStream`), and
+//! [`SocketStream`] adds Curio's buffered, cancel-safe `read_line`, `read_exactly` and friends.
+//! [`tcp_server`], [`unix_server`] and [`run_server`] run one task per client in a task group.
 //!
 //! # Implementation
 //!
-//! This crate starts no threads and uses no `unsafe`; syscalls go through `rustix`.
+//! This crate starts no threads of its own; [`getaddrinfo`] and [`getnameinfo`] run on the
+//! kernel's worker pool. Its only `unsafe` is the FFI call of `getnameinfo`.
 //!
 //! # Examples
 //!
@@ -30,10 +35,26 @@
 //! })?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+mod connect;
+mod resolve;
 mod server;
+mod socket;
+mod stream;
 mod tcp;
+mod udp;
+mod unix;
 
-pub use server::{ClientOutcome, run_server, tcp_server};
-pub use tcp::{TcpListener, TcpStream};
+pub use connect::{
+    ConnectErrors, HAPPY_EYEBALLS_DELAY, create_connection, happy_eyeballs, interleave,
+    open_connection, open_unix_connection,
+};
+pub use resolve::{getaddrinfo, gethostname, getnameinfo};
+pub use server::{
+    ClientOutcome, Listener, ServerOptions, run_server, run_server_with, tcp_server, unix_server,
+};
+pub use stream::{IncompleteRead, Lines, SocketStream};
+pub use tcp::{Incoming, TcpListener, TcpStream, tcp_server_socket};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

@@ -1,17 +1,16 @@
-//! `tcp_server` and `run_server`: one task per client.
+//! Servers: one task per client, in a task group the server owns.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::rc::Rc;
+use std::path::Path;
 use std::time::Duration;
 
-use curio_kernel::{TaskId, TaskRef};
+use curio_kernel::{TaskGroup, Wait};
 
-use crate::tcp::{TcpListener, TcpStream};
+use crate::tcp::{TcpListener, TcpStream, tcp_server_socket};
+use crate::unix::{UnixListener, UnixStream};
 
 /// What a client handler returns: `()` or a `Result` whose error is reported.
 pub trait ClientOutcome {
@@ -31,27 +30,71 @@ impl<T, E: fmt::Display> ClientOutcome for Result<T, E> {
     }
 }
 
-/// The client tasks of a server; cancelled when the server's future is dropped.
-#[derive(Default)]
-struct Clients {
-    live: RefCell<HashMap<TaskId, TaskRef>>,
+/// A listening socket a server can accept connections from.
+#[allow(
+    async_fn_in_trait,
+    reason = "servers are kernel-local; no Send bound is wanted"
+)]
+pub trait Listener {
+    /// The connection type.
+    type Stream: 'static;
+    /// The peer address type.
+    type Addr: fmt::Debug + 'static;
+    /// Accepts one connection.
+    ///
+    /// # Errors
+    ///
+    /// `accept`'s errors.
+    async fn accept(&self) -> io::Result<(Self::Stream, Self::Addr)>;
 }
 
-impl Drop for Clients {
-    fn drop(&mut self) {
-        for (_, t) in self.live.borrow_mut().drain() {
-            t.cancel_nowait();
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+    type Addr = SocketAddr;
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        TcpListener::accept(self).await
+    }
+}
+
+impl Listener for UnixListener {
+    type Stream = UnixStream;
+    type Addr = std::os::unix::net::SocketAddr;
+    async fn accept(&self) -> io::Result<(UnixStream, std::os::unix::net::SocketAddr)> {
+        UnixListener::accept(self).await
+    }
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// How long to wait before accepting again after running out of descriptors.
+    pub accept_backoff: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            accept_backoff: Duration::from_millis(100),
         }
     }
 }
 
-/// Binds `addr` and serves each connection with `handler(stream, peer)` in a task of its own,
-/// forever (Curio's `tcp_server`).
+impl ServerOptions {
+    /// Sets [`accept_backoff`](Self::accept_backoff).
+    pub fn accept_backoff(mut self, d: Duration) -> ServerOptions {
+        self.accept_backoff = d;
+        self
+    }
+}
+
+/// Binds `addr` (Curio's `tcp_server_socket` with `SO_REUSEADDR`, backlog 100) and serves each
+/// connection with `handler(stream, peer)` in a task of its own, forever (Curio's
+/// `tcp_server`).
 ///
 /// # Errors
 ///
-/// When binding fails, or when `accept` fails with an error other than running out of
-/// descriptors.
+/// When binding fails, or `accept` fails with an error other than running out of descriptors.
 ///
 /// # Cancel safety
 ///
@@ -62,15 +105,46 @@ where
     Fut: Future + 'static,
     Fut::Output: ClientOutcome,
 {
-    let listener = TcpListener::bind(addr)?;
-    run_server(listener, handler).await
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match tcp_server_socket(a, 100, true, false) {
+            Ok(l) => return run_server(l, handler).await,
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
+    }))
+}
+
+/// Binds a Unix-domain socket at `path` and serves it like [`tcp_server`] (Curio's
+/// `unix_server`).
+///
+/// # Errors
+///
+/// When binding fails, or `accept` fails.
+///
+/// # Cancel safety
+///
+/// Dropping (cancelling) the server cancels every client task.
+pub async fn unix_server<H, Fut>(path: impl AsRef<Path>, handler: H) -> io::Result<()>
+where
+    H: Fn(UnixStream, std::os::unix::net::SocketAddr) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: ClientOutcome,
+{
+    run_server(UnixListener::bind(path)?, handler).await
 }
 
 /// Serves connections from `listener`, one task per client (Curio's `run_server`).
 ///
-/// A handler that fails (returns `Err`) or panics is reported on stderr and never stops the server.
-/// When `accept` runs out of descriptors (`EMFILE`, `ENFILE`), the server logs it, backs off for
-/// 100 ms and tries again.
+/// The clients run in a [`TaskGroup`] that the server's task owns: cancelling the server cancels
+/// them first. A handler that fails (returns `Err`) or panics is reported on stderr and never
+/// stops the server. When `accept` runs out of descriptors (`EMFILE`, `ENFILE`), the server logs
+/// it, backs off ([`ServerOptions::accept_backoff`], 100 ms) and tries again.
 ///
 /// # Errors
 ///
@@ -79,48 +153,63 @@ where
 /// # Cancel safety
 ///
 /// Dropping (cancelling) the server cancels every client task.
-pub async fn run_server<H, Fut>(listener: TcpListener, handler: H) -> io::Result<()>
+pub async fn run_server<L, H, Fut>(listener: L, handler: H) -> io::Result<()>
 where
-    H: Fn(TcpStream, SocketAddr) -> Fut + 'static,
+    L: Listener,
+    H: Fn(L::Stream, L::Addr) -> Fut + 'static,
     Fut: Future + 'static,
     Fut::Output: ClientOutcome,
 {
-    let clients = Rc::new(Clients::default());
+    run_server_with(listener, handler, ServerOptions::default()).await
+}
+
+/// [`run_server`] with [`ServerOptions`].
+///
+/// # Errors
+///
+/// As [`run_server`].
+///
+/// # Cancel safety
+///
+/// As [`run_server`].
+pub async fn run_server_with<L, H, Fut>(
+    listener: L,
+    handler: H,
+    options: ServerOptions,
+) -> io::Result<()>
+where
+    L: Listener,
+    H: Fn(L::Stream, L::Addr) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: ClientOutcome,
+{
+    let clients: TaskGroup<()> = TaskGroup::new(Wait::None);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) if is_out_of_fds(&e) => {
-                eprintln!("curio: tcp_server: accept failed ({e}); retrying in 100 ms");
-                curio_kernel::sleep(Duration::from_millis(100)).await;
+                eprintln!(
+                    "curio: server: accept failed ({e}); retrying in {:?}",
+                    options.accept_backoff
+                );
+                curio_kernel::sleep(options.accept_backoff).await;
                 continue;
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
             Err(e) => return Err(e),
         };
+        // Reap the clients that have finished, so a long-running server does not keep them.
+        while clients.try_next_done().is_some() {}
+        let name = format!("{peer:?}");
         let fut = handler(stream, peer);
-        let weak = Rc::downgrade(&clients);
-        let task = curio_kernel::Builder::new().daemon().spawn(async move {
-            // Leaves the server's client set however the handler ends: return, panic, cancel.
-            let _leave = Leave(weak);
+        let peer = name;
+        let spawned = clients.spawn(async move {
             if let Some(msg) = fut.await.failure() {
                 eprintln!("curio: client handler for {peer} failed: {msg}");
             }
         });
-        if !task.is_terminated() {
-            clients.live.borrow_mut().insert(task.id(), task.task_ref());
-        }
-    }
-}
-
-struct Leave(std::rc::Weak<Clients>);
-
-impl Drop for Leave {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.upgrade()
-            && let Some(me) = curio_kernel::try_current_task()
-            && let Ok(mut live) = c.live.try_borrow_mut()
-        {
-            live.remove(&me.id());
+        if spawned.is_err() {
+            return Err(io::Error::other("server task group closed"));
         }
     }
 }

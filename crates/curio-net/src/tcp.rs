@@ -2,12 +2,33 @@
 
 use std::fmt;
 use std::io;
-use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{self, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use curio_reactor::{Async, Direction};
-use rustix::buffer::spare_capacity;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+use crate::socket::{Socket, new_socket, stream_socket};
+
+fn family(addr: &SocketAddr) -> AddressFamily {
+    match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    }
+}
+
+fn resolve_now(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<_> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        ));
+    }
+    Ok(addrs)
+}
 
 /// A TCP socket listening for connections.
 pub struct TcpListener {
@@ -22,30 +43,55 @@ impl fmt::Debug for TcpListener {
     }
 }
 
-fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
-    let addrs: Vec<_> = addr.to_socket_addrs()?.collect();
-    if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the address resolved to nothing",
-        ));
+/// Makes a listening TCP socket (Curio's `tcp_server_socket`): `SO_REUSEADDR` and
+/// `SO_REUSEPORT` as asked, bound to `addr`, listening with `backlog`.
+///
+/// # Errors
+///
+/// When the socket cannot be made, bound (`AddrInUse`, `PermissionDenied` for a privileged port)
+/// or put in listening mode.
+///
+/// # Examples
+///
+/// ```
+/// let l = curio_net::tcp_server_socket("127.0.0.1:0".parse().unwrap(), 128, true, false)?;
+/// assert!(l.local_addr()?.port() > 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn tcp_server_socket(
+    addr: SocketAddr,
+    backlog: u32,
+    reuse_address: bool,
+    reuse_port: bool,
+) -> io::Result<TcpListener> {
+    let fd = new_socket(family(&addr), SocketType::STREAM)?;
+    if reuse_address {
+        rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
     }
-    Ok(addrs)
+    if reuse_port {
+        rustix::net::sockopt::set_socket_reuseport(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(TcpListener {
+        io: Async::new(net::TcpListener::from(fd)),
+    })
 }
 
 impl TcpListener {
     /// Binds a listening socket (with `SO_REUSEADDR`, backlog 128) to the first address that works.
     ///
-    /// Names are resolved by the standard library, blocking; pass IP addresses in hot paths.
+    /// Names are resolved by the standard library, blocking; use [`crate::getaddrinfo`] first to
+    /// resolve on the thread pool.
     ///
     /// # Errors
     ///
     /// When the address cannot be resolved, or every address fails to bind (the last error).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         let mut last = None;
-        for a in resolve(addr)? {
-            match net::TcpListener::bind(a) {
-                Ok(l) => return TcpListener::from_std(l),
+        for a in resolve_now(addr)? {
+            match tcp_server_socket(a, 128, true, false) {
+                Ok(l) => return Ok(l),
                 Err(e) => last = Some(e),
             }
         }
@@ -76,6 +122,26 @@ impl TcpListener {
         self.io.get_ref().local_addr()
     }
 
+    fn accept_once(
+        l: &net::TcpListener,
+    ) -> io::Result<(OwnedFd, Option<rustix::net::SocketAddrAny>)> {
+        Ok(rustix::net::acceptfrom_with(
+            l,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        )?)
+    }
+
+    fn finish_accept(
+        (fd, addr): (OwnedFd, Option<rustix::net::SocketAddrAny>),
+    ) -> io::Result<(TcpStream, SocketAddr)> {
+        let std = net::TcpStream::from(fd);
+        let addr = match addr.and_then(|a| SocketAddr::try_from(a).ok()) {
+            Some(a) => a,
+            None => std.peer_addr()?,
+        };
+        Ok((TcpStream::from_nonblocking(std), addr))
+    }
+
     /// Waits for a connection and returns the new stream with the peer's address.
     ///
     /// # Errors
@@ -86,19 +152,15 @@ impl TcpListener {
     ///
     /// Cancel safe: a connection is taken only by the poll that returns it.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, addr) = self
-            .io
-            .read_with(|l| {
-                rustix::net::acceptfrom_with(l, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
-                    .map_err(io::Error::from)
-            })
-            .await?;
-        let std = net::TcpStream::from(fd);
-        let addr = match addr.and_then(|a| SocketAddr::try_from(a).ok()) {
-            Some(a) => a,
-            None => std.peer_addr()?,
-        };
-        Ok((TcpStream::from_nonblocking(std), addr))
+        Self::finish_accept(self.io.read_with(Self::accept_once).await?)
+    }
+
+    /// The accepted connections as a `Stream` (Curio's `async for client in sock`).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            listener: self,
+            token: 0,
+        }
     }
 }
 
@@ -108,29 +170,63 @@ impl AsFd for TcpListener {
     }
 }
 
+/// The `Stream` of [`TcpListener::incoming`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+    token: u64,
+}
+
+impl fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming").finish()
+    }
+}
+
+impl futures_core::Stream for Incoming<'_> {
+    type Item = io::Result<(TcpStream, SocketAddr)>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.listener
+            .io
+            .poll_op(
+                Direction::Read,
+                &mut this.token,
+                cx,
+                &mut TcpListener::accept_once,
+            )
+            .map(|r| Some(r.and_then(TcpListener::finish_accept)))
+    }
+}
+
+impl Drop for Incoming<'_> {
+    fn drop(&mut self) {
+        self.listener.io.release(Direction::Read, &mut self.token);
+    }
+}
+
 /// A TCP connection.
 ///
 /// One task may read while another writes; two tasks reading (or two writing) at once get
 /// [`io::ErrorKind::ResourceBusy`].
 pub struct TcpStream {
-    io: Async<net::TcpStream>,
+    s: Socket<net::TcpStream>,
 }
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpStream")
-            .field("local", &self.io.get_ref().local_addr().ok())
-            .field("peer", &self.io.get_ref().peer_addr().ok())
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
             .finish()
     }
 }
 
-impl TcpStream {
-    fn from_nonblocking(s: net::TcpStream) -> TcpStream {
-        TcpStream { io: Async::new(s) }
-    }
+stream_socket!(TcpStream, net::TcpStream);
 
-    /// Connects to `addr`, trying each resolved address in turn.
+impl TcpStream {
+    /// Connects to `addr`, trying each resolved address in turn (for Happy Eyeballs over names,
+    /// see [`crate::open_connection`]).
     ///
     /// # Errors
     ///
@@ -141,8 +237,8 @@ impl TcpStream {
     /// Dropping the future closes the half-open socket.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let mut last = None;
-        for a in resolve(addr)? {
-            match TcpStream::connect_addr(a).await {
+        for a in resolve_now(addr)? {
+            match TcpStream::connect_from(a, None).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
@@ -150,17 +246,23 @@ impl TcpStream {
         Err(last.unwrap_or_else(|| io::Error::other("no address to connect to")))
     }
 
-    async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
-        let family = match addr {
-            SocketAddr::V4(_) => AddressFamily::INET,
-            SocketAddr::V6(_) => AddressFamily::INET6,
-        };
-        let fd: OwnedFd = rustix::net::socket_with(
-            family,
-            SocketType::STREAM,
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )?;
+    /// Connects to `addr` from `source` if given (Curio's `create_connection`).
+    ///
+    /// # Errors
+    ///
+    /// When binding `source` or connecting fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes the half-open socket.
+    pub async fn connect_from(
+        addr: SocketAddr,
+        source: Option<SocketAddr>,
+    ) -> io::Result<TcpStream> {
+        let fd = new_socket(family(&addr), SocketType::STREAM)?;
+        if let Some(src) = source {
+            rustix::net::bind(&fd, &src)?;
+        }
         let pending = match rustix::net::connect(&fd, &addr) {
             Ok(()) => false,
             Err(rustix::io::Errno::INPROGRESS) => true,
@@ -168,27 +270,12 @@ impl TcpStream {
         };
         let stream = TcpStream::from_nonblocking(net::TcpStream::from(fd));
         if pending {
-            stream.io.writable().await?;
+            stream.s.io.writable().await?;
             if let Err(e) = rustix::net::sockopt::socket_error(&stream)? {
                 return Err(e.into());
             }
         }
         Ok(stream)
-    }
-
-    /// Wraps a standard stream, switching it to non-blocking mode.
-    ///
-    /// # Errors
-    ///
-    /// When the mode cannot be set.
-    pub fn from_std(s: net::TcpStream) -> io::Result<TcpStream> {
-        s.set_nonblocking(true)?;
-        Ok(TcpStream::from_nonblocking(s))
-    }
-
-    /// Unwraps the standard stream (still non-blocking).
-    pub fn into_std(self) -> net::TcpStream {
-        self.io.into_inner()
     }
 
     /// The local address.
@@ -197,7 +284,7 @@ impl TcpStream {
     ///
     /// As `getsockname`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.s.get_ref().local_addr()
     }
 
     /// The peer's address.
@@ -206,7 +293,7 @@ impl TcpStream {
     ///
     /// As `getpeername`.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
+        self.s.get_ref().peer_addr()
     }
 
     /// Sets `TCP_NODELAY`.
@@ -215,103 +302,33 @@ impl TcpStream {
     ///
     /// As `setsockopt`.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.io.get_ref().set_nodelay(on)
+        self.s.get_ref().set_nodelay(on)
     }
 
-    /// Receives up to `max` bytes; an empty vector means the peer closed its side.
+    /// Whether `TCP_NODELAY` is set.
     ///
     /// # Errors
     ///
-    /// `recv`'s errors; `ResourceBusy` if another task is already reading.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: bytes are taken from the socket only by the poll that returns them.
-    pub async fn recv(&self, max: usize) -> io::Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(max);
-        let io = &self.io;
-        self.io
-            .read_with(|s| {
-                buf.clear();
-                let (_, n) = rustix::net::recv(s, spare_capacity(&mut buf), RecvFlags::empty())?;
-                if n > 0 && n < max {
-                    // A short read drained the socket: the next read waits for the next edge.
-                    io.clear_ready(Direction::Read);
-                }
-                Ok(())
-            })
-            .await?;
-        Ok(buf)
+    /// As `getsockopt`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.s.get_ref().nodelay()
     }
 
-    /// Receives into `buf` and returns the number of bytes read (0: the peer closed its side).
+    /// Sets `SO_KEEPALIVE`.
     ///
     /// # Errors
     ///
-    /// As [`recv`](Self::recv).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe.
-    pub async fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let io = &self.io;
-        let len = buf.len();
-        self.io
-            .read_with(|s| {
-                let (_, n) = rustix::net::recv(s, &mut *buf, RecvFlags::empty())?;
-                if n > 0 && n < len {
-                    io.clear_ready(Direction::Read);
-                }
-                Ok(n)
-            })
-            .await
+    /// As `setsockopt`.
+    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+        Ok(rustix::net::sockopt::set_socket_keepalive(self, on)?)
     }
 
-    /// Sends some of `data` and returns how much was sent.
+    /// Sets the time-to-live of outgoing packets.
     ///
     /// # Errors
     ///
-    /// `send`'s errors (`EPIPE` comes back as `BrokenPipe`; no `SIGPIPE` is raised);
-    /// `ResourceBusy` if another task is already writing.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: bytes are sent only by the poll that returns their count.
-    pub async fn send(&self, data: &[u8]) -> io::Result<usize> {
-        self.io
-            .write_with(|s| Ok(rustix::net::send(s, data, SendFlags::NOSIGNAL)?))
-            .await
-    }
-
-    /// Sends all of `data`.
-    ///
-    /// # Errors
-    ///
-    /// As [`send`](Self::send).
-    ///
-    /// # Cancel safety
-    ///
-    /// Not cancel safe: a dropped future may have sent part of `data`.
-    pub async fn sendall(&self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let n = self.send(data).await?;
-            data = &data[n..];
-        }
-        Ok(())
-    }
-
-    /// Shuts down the read side, the write side, or both.
-    ///
-    /// # Errors
-    ///
-    /// As `shutdown`.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
+    /// As `setsockopt`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.s.get_ref().set_ttl(ttl)
     }
 }

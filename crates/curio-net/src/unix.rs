@@ -1,0 +1,319 @@
+//! `UnixListener`, `UnixStream` and `UnixDatagram`.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::{self, SocketAddr};
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use curio_reactor::{Async, Direction};
+
+use crate::socket::{Socket, stream_socket};
+
+/// A Unix-domain socket listening for connections.
+pub struct UnixListener {
+    io: Async<net::UnixListener>,
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+impl UnixListener {
+    /// Binds a listening socket to `path`.
+    ///
+    /// # Errors
+    ///
+    /// When `path` exists or cannot be created.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        UnixListener::from_std(net::UnixListener::bind(path)?)
+    }
+
+    /// Wraps a standard listener, switching it to non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// When the mode cannot be set.
+    pub fn from_std(l: net::UnixListener) -> io::Result<UnixListener> {
+        l.set_nonblocking(true)?;
+        Ok(UnixListener { io: Async::new(l) })
+    }
+
+    /// Unwraps the standard listener (still non-blocking).
+    pub fn into_std(self) -> net::UnixListener {
+        self.io.into_inner()
+    }
+
+    /// The address the socket is bound to.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    fn accept_once(l: &net::UnixListener) -> io::Result<(UnixStream, SocketAddr)> {
+        let (s, addr) = l.accept()?;
+        s.set_nonblocking(true)?;
+        Ok((UnixStream::from_nonblocking(s), addr))
+    }
+
+    /// Waits for a connection.
+    ///
+    /// # Errors
+    ///
+    /// `accept`'s errors; `ResourceBusy` if another task is already accepting here.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        self.io.read_with(Self::accept_once).await
+    }
+
+    /// The accepted connections as a `Stream`.
+    pub fn incoming(&self) -> UnixIncoming<'_> {
+        UnixIncoming {
+            listener: self,
+            token: 0,
+        }
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+/// The `Stream` of [`UnixListener::incoming`].
+#[must_use = "streams do nothing unless polled"]
+pub struct UnixIncoming<'a> {
+    listener: &'a UnixListener,
+    token: u64,
+}
+
+impl fmt::Debug for UnixIncoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixIncoming").finish()
+    }
+}
+
+impl futures_core::Stream for UnixIncoming<'_> {
+    type Item = io::Result<(UnixStream, SocketAddr)>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.listener
+            .io
+            .poll_op(
+                Direction::Read,
+                &mut this.token,
+                cx,
+                &mut UnixListener::accept_once,
+            )
+            .map(Some)
+    }
+}
+
+impl Drop for UnixIncoming<'_> {
+    fn drop(&mut self) {
+        self.listener.io.release(Direction::Read, &mut self.token);
+    }
+}
+
+/// A Unix-domain stream connection.
+pub struct UnixStream {
+    s: Socket<net::UnixStream>,
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream").finish()
+    }
+}
+
+stream_socket!(UnixStream, net::UnixStream);
+
+impl UnixStream {
+    /// Connects to the socket at `path` (Curio's `open_unix_connection`).
+    ///
+    /// # Errors
+    ///
+    /// When nothing listens there.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        // A Unix-domain connect completes (or fails) at once.
+        UnixStream::from_std(net::UnixStream::connect(path)?)
+    }
+
+    /// A connected pair.
+    ///
+    /// # Errors
+    ///
+    /// When the descriptors cannot be made.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = net::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.s.get_ref().local_addr()
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    ///
+    /// As `getpeername`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.s.get_ref().peer_addr()
+    }
+}
+
+/// A Unix-domain datagram socket.
+pub struct UnixDatagram {
+    io: Async<net::UnixDatagram>,
+}
+
+impl fmt::Debug for UnixDatagram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixDatagram").finish()
+    }
+}
+
+impl UnixDatagram {
+    /// Binds a datagram socket to `path`.
+    ///
+    /// # Errors
+    ///
+    /// When `path` exists or cannot be created.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(net::UnixDatagram::bind(path)?)
+    }
+
+    /// An unbound datagram socket.
+    ///
+    /// # Errors
+    ///
+    /// When the descriptor cannot be made.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(net::UnixDatagram::unbound()?)
+    }
+
+    /// A connected pair.
+    ///
+    /// # Errors
+    ///
+    /// When the descriptors cannot be made.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = net::UnixDatagram::pair()?;
+        Ok((UnixDatagram::from_std(a)?, UnixDatagram::from_std(b)?))
+    }
+
+    /// Wraps a standard socket, switching it to non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// When the mode cannot be set.
+    pub fn from_std(s: net::UnixDatagram) -> io::Result<UnixDatagram> {
+        s.set_nonblocking(true)?;
+        Ok(UnixDatagram { io: Async::new(s) })
+    }
+
+    /// Unwraps the standard socket (still non-blocking).
+    pub fn into_std(self) -> net::UnixDatagram {
+        self.io.into_inner()
+    }
+
+    /// Connects to the socket at `path`, the default for `send` and `recv`.
+    ///
+    /// # Errors
+    ///
+    /// As `connect`.
+    pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        self.io.get_ref().connect(path)
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Sends a datagram to the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// As `send`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the datagram is sent whole by the poll that returns, or not at all.
+    pub async fn send(&self, data: &[u8]) -> io::Result<usize> {
+        self.io.write_with(|s| s.send(data)).await
+    }
+
+    /// Sends a datagram to `path`.
+    ///
+    /// # Errors
+    ///
+    /// As `sendto`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn send_to(&self, data: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
+        let path = path.as_ref();
+        self.io.write_with(|s| s.send_to(data, path)).await
+    }
+
+    /// Receives a datagram into `buf`.
+    ///
+    /// # Errors
+    ///
+    /// As `recv`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read_with(|s| s.recv(buf)).await
+    }
+
+    /// Receives a datagram into `buf`, with the sender's address.
+    ///
+    /// # Errors
+    ///
+    /// As `recvfrom`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.io.read_with(|s| s.recv_from(buf)).await
+    }
+}
+
+impl AsFd for UnixDatagram {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
