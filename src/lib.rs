@@ -5,7 +5,7 @@
 //! Blocking work goes to a thread pool with [`run_in_thread`]; sockets live in [`net`].
 //!
 //! This crate is the facade: it only re-exports the workspace's crates
-//! (`curio-kernel`, `curio-time`, `curio-reactor`, `curio-net`, `curio-workers`), each of which
+//! (`curio-kernel`, `curio-time`, `curio-reactor`, `curio-sync`, `curio-net`, `curio-workers`), each of which
 //! can also be used on its own.
 //!
 //! # Examples

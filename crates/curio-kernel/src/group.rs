@@ -314,11 +314,7 @@ impl<T: 'static> Default for TaskGroup<T> {
 
 impl<T: 'static> TaskGroup<T> {
     /// A group with a wait policy; only panics and cancellations by someone else count as member
-    /// failures.
-    ///
-    /// # Panics
-    ///
-    /// Outside a curio task.
+    /// failures. The running task, if any, owns it (outside a task it has no owner).
     pub fn new(wait: impl WaitPolicy) -> TaskGroup<T> {
         TaskGroup::build(wait.policy().0, None)
     }
@@ -689,10 +685,9 @@ impl<T: 'static> TaskGroup<T> {
         if let Some(m) = members
             .into_iter()
             .find(|m| matches!(m.result, Some(Err(_))))
+            && let Some(Err(e)) = m.result.take()
         {
-            if let Some(Err(e)) = m.result.take() {
-                return Err(GroupError::Failed(e));
-            }
+            return Err(GroupError::Failed(e));
         }
         st.results_taken = true;
         let mut out = Vec::new();

@@ -309,7 +309,7 @@ impl<F: Future> Future for Timeout<F> {
                 scope.release(Some(h), Some(time));
                 return None;
             }
-            let now = time.now();
+            // The clock is read only to arm the timer or to judge an expiry, never per poll.
             let fired = scope.fired
                 || match scope.key {
                     Some(k) if time.is_pending(k) => {
@@ -318,6 +318,7 @@ impl<F: Future> Future for Timeout<F> {
                     }
                     Some(_) => true,
                     None => {
+                        let now = time.now();
                         let at = match deadline {
                             Deadline::Never => return None,
                             Deadline::At(t) => t,
@@ -344,6 +345,7 @@ impl<F: Future> Future for Timeout<F> {
             }
             scope.fired = true;
             scope.key = None;
+            let now = time.now();
             let mut scopes = h.scopes.borrow_mut();
             let outer_expired = scopes.iter().any(|(s, d, _)| *s < scope.seq && *d <= now);
             if let Some(me) = scopes.iter_mut().find(|(s, ..)| *s == scope.seq) {

@@ -204,7 +204,7 @@ impl<T> UniversalQueue<T> {
     ///
     /// [`Full`] with the item if there was no room in time.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), Full<T>> {
-        self.put_deadline(item, Some(Instant::now() + timeout))
+        self.put_deadline(item, Instant::now().checked_add(timeout))
     }
 
     fn put_deadline(&self, mut item: T, deadline: Option<Instant>) -> Result<(), Full<T>> {
@@ -243,7 +243,7 @@ impl<T> UniversalQueue<T> {
     ///
     /// [`WaitTimeout`] if no item came in time.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, WaitTimeout> {
-        self.get_deadline(Some(Instant::now() + timeout))
+        self.get_deadline(Instant::now().checked_add(timeout))
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
@@ -408,7 +408,7 @@ impl UniversalEvent {
     ///
     /// [`WaitTimeout`] if it was not set in time.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitTimeout> {
-        self.wait_deadline(Some(Instant::now() + timeout))
+        self.wait_deadline(Instant::now().checked_add(timeout))
     }
 
     fn wait_deadline(&self, deadline: Option<Instant>) -> Result<(), WaitTimeout> {
@@ -545,7 +545,7 @@ impl<T: Clone> UniversalPromise<T> {
     ///
     /// [`WaitTimeout`] if it was not set in time.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, WaitTimeout> {
-        self.get_deadline(Some(Instant::now() + timeout))
+        self.get_deadline(Instant::now().checked_add(timeout))
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
