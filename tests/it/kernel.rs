@@ -380,3 +380,22 @@ fn self_cancel_takes_effect_at_next_suspension() {
     });
     assert_eq!(log.take(), ["still running after request"]);
 }
+
+#[test]
+fn dropped_join_detaches_the_task() {
+    // A `join` given up on (here by a timeout) detaches the task, as dropping the handle does:
+    // the task runs on, and the kernel still shuts down.
+    let finished = Rc::new(Cell::new(false));
+    let f = finished.clone();
+    vrun(async move {
+        let t = spawn(async move {
+            curio::sleep(Duration::from_secs(1)).await;
+            f.set(true);
+        });
+        yield_now().await;
+        let r = curio::timeout_after(Duration::from_millis(10), t.join()).await;
+        assert!(r.is_err());
+        curio::sleep(Duration::from_secs(2)).await;
+    });
+    assert!(finished.get());
+}

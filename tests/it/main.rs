@@ -7,7 +7,9 @@ mod group;
 mod handle;
 mod kernel;
 mod local;
+mod queue;
 mod stress;
+mod sync;
 mod workers;
 
 use std::future::Future;

@@ -113,9 +113,9 @@ impl Future for CancelRequested {
         if let Some(r) = reason(&h) {
             return Poll::Ready(Ok(r));
         }
-        let mut w = h.cancel_waiters.borrow_mut();
-        if !w.iter().any(|x| x.will_wake(cx.waker())) {
-            w.push(cx.waker().clone());
+        let mut e = h.ext_mut();
+        if !e.cancel_waiters.iter().any(|x| x.will_wake(cx.waker())) {
+            e.cancel_waiters.push(cx.waker().clone());
         }
         Poll::Pending
     }

@@ -337,9 +337,9 @@ impl<T: 'static> TaskGroup<T> {
         });
         if let Some(owner) = owner {
             let link: Rc<dyn GroupLink> = inner.clone();
-            let mut groups = owner.groups.borrow_mut();
-            groups.retain(|g| g.strong_count() > 0);
-            groups.push(Rc::downgrade(&link));
+            let mut e = owner.ext_mut();
+            e.groups.retain(|g| g.strong_count() > 0);
+            e.groups.push(Rc::downgrade(&link));
         }
         TaskGroup { inner }
     }
@@ -359,7 +359,7 @@ impl<T: 'static> TaskGroup<T> {
 
     fn attach(&self, task: Task<T>, daemon: bool) -> TaskRef {
         let r = task.task_ref();
-        *task.header().member_of.borrow_mut() = Some(self.link());
+        task.header().ext_mut().member_of = Some(self.link());
         let done = task.is_terminated();
         let mut st = self.inner.state.borrow_mut();
         if done && !daemon {
@@ -413,10 +413,8 @@ impl<T: 'static> TaskGroup<T> {
         }
         let in_group = task
             .header()
-            .member_of
-            .borrow()
-            .as_ref()
-            .is_some_and(|g| g.strong_count() > 0);
+            .with_ext(|e| e.member_of.as_ref().is_some_and(|g| g.strong_count() > 0))
+            .unwrap_or(false);
         if in_group {
             return Err(AddTaskError {
                 error: GroupError::AlreadyInGroup,
@@ -435,7 +433,7 @@ impl<T: 'static> TaskGroup<T> {
         let m = st.members.remove(pos);
         st.done.retain(|d| *d != task.id());
         drop(st);
-        m.task.header().member_of.borrow_mut().take();
+        m.task.header().take_member_of();
         Some(m.task)
     }
 
@@ -454,7 +452,7 @@ impl<T: 'static> TaskGroup<T> {
                 .expect("finished member is in the group");
             let m = st.members.remove(pos);
             drop(st);
-            m.task.header().member_of.borrow_mut().take();
+            m.task.header().take_member_of();
             return Poll::Ready(Some(m.task));
         }
         if Self::live_non_daemon(&st) == 0 {
@@ -792,7 +790,7 @@ impl<T: 'static> Drop for TaskGroup<T> {
         }
         let members = std::mem::take(&mut self.inner.state.borrow_mut().members);
         for m in &members {
-            m.task.header().member_of.borrow_mut().take();
+            m.task.header().take_member_of();
         }
         drop(members);
     }

@@ -69,7 +69,7 @@ impl<T: Clone + 'static> TaskLocal<T> {
     pub fn set(&'static self, value: T) -> Result<Option<T>, NotInTask> {
         let old = self.take()?;
         let h = current_header().ok_or(NotInTask)?;
-        h.locals.borrow_mut().push((self.key(), Box::new(value)));
+        h.ext_mut().locals.push((self.key(), Box::new(value)));
         Ok(old)
     }
 
@@ -80,11 +80,13 @@ impl<T: Clone + 'static> TaskLocal<T> {
     /// [`NotInTask`] outside a curio task.
     pub fn get(&'static self) -> Result<Option<T>, NotInTask> {
         let h = current_header().ok_or(NotInTask)?;
-        let locals = h.locals.borrow();
-        Ok(locals
-            .iter()
-            .find(|(k, _)| *k == self.key())
-            .and_then(|(_, v)| (**v).as_any().downcast_ref::<T>().cloned()))
+        Ok(h.with_ext(|e| {
+            e.locals
+                .iter()
+                .find(|(k, _)| *k == self.key())
+                .and_then(|(_, v)| (**v).as_any().downcast_ref::<T>().cloned())
+        })
+        .flatten())
     }
 
     /// Removes and returns the running task's value.
@@ -94,12 +96,15 @@ impl<T: Clone + 'static> TaskLocal<T> {
     /// [`NotInTask`] outside a curio task.
     pub fn take(&'static self) -> Result<Option<T>, NotInTask> {
         let h = current_header().ok_or(NotInTask)?;
-        let mut locals = h.locals.borrow_mut();
+        let mut ext = h.ext.borrow_mut();
+        let Some(locals) = ext.as_mut().map(|e| &mut e.locals) else {
+            return Ok(None);
+        };
         let Some(pos) = locals.iter().position(|(k, _)| *k == self.key()) else {
             return Ok(None);
         };
         let (_, v) = locals.swap_remove(pos);
-        drop(locals);
+        drop(ext);
         Ok(v.into_any().downcast::<T>().ok().map(|b| *b))
     }
 }

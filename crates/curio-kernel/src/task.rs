@@ -80,6 +80,24 @@ impl Name {
     }
 }
 
+/// The parts of a task's header that most tasks never use.
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// Wakers of `wait()`/`cancel()` futures waiting for termination.
+    pub(crate) waiters: Vec<Waker>,
+    /// Wakers of `cancel_requested()` futures.
+    pub(crate) cancel_waiters: Vec<Waker>,
+    /// Armed timeout scopes: their numbers, deadlines, and whether they wait for an older
+    /// expired scope to report first (the outermost expired scope reports).
+    pub(crate) scopes: Vec<(u64, std::time::Instant, bool)>,
+    /// Task groups this task owns, oldest first.
+    pub(crate) groups: Vec<Weak<dyn GroupLink>>,
+    /// The group this task is a member of.
+    pub(crate) member_of: Option<Weak<dyn GroupLink>>,
+    /// Task-local values, keyed by the address of their `TaskLocal`.
+    pub(crate) locals: Vec<(usize, Box<dyn LocalValue>)>,
+}
+
 /// What the kernel and every handle share about one task.
 pub(crate) struct Header {
     pub(crate) id: TaskId,
@@ -92,7 +110,6 @@ pub(crate) struct Header {
     pub(crate) cancelled: Cell<bool>,
     pub(crate) shield: Cell<u32>,
     pub(crate) waker: RefCell<Option<Waker>>,
-    pub(crate) waiters: RefCell<Vec<Waker>>,
     pub(crate) slot: Cell<usize>,
     pub(crate) cycles: Cell<u64>,
     /// Timeout scopes created by this task so far (each takes the next number).
@@ -101,17 +118,8 @@ pub(crate) struct Header {
     pub(crate) cancel_seq: Cell<u64>,
     /// Timeout scopes that expired while a shield inside them was active.
     pub(crate) timed_out: Cell<u32>,
-    /// Armed timeout scopes: their numbers, deadlines, and whether they wait for an older
-    /// expired scope to report first (the outermost expired scope reports).
-    pub(crate) scopes: RefCell<Vec<(u64, std::time::Instant, bool)>>,
-    /// Wakers of `cancel_requested()` futures.
-    pub(crate) cancel_waiters: RefCell<Vec<Waker>>,
-    /// Task groups this task owns, oldest first.
-    pub(crate) groups: RefCell<Vec<Weak<dyn GroupLink>>>,
-    /// The group this task is a member of.
-    pub(crate) member_of: RefCell<Option<Weak<dyn GroupLink>>>,
-    /// Task-local values, keyed by the address of their `TaskLocal`.
-    pub(crate) locals: RefCell<Vec<(usize, Box<dyn LocalValue>)>>,
+    /// What most tasks never need, allocated on first use, so an idle task stays small.
+    pub(crate) ext: RefCell<Option<Box<Extras>>>,
 }
 
 impl Header {
@@ -121,18 +129,28 @@ impl Header {
         daemon: bool,
         location: &'static Location<'static>,
     ) -> Rc<Header> {
-        let (parent, locals) = match core.current.borrow().as_ref() {
-            // A child starts with a clone of its parent's task-local values (Curio's inheritance).
-            Some(p) => (
-                Some(p.id),
-                p.locals
-                    .borrow()
-                    .iter()
-                    .map(|(k, v)| (*k, (**v).clone_value()))
-                    .collect(),
-            ),
-            None => (None, Vec::new()),
-        };
+        let (parent, locals): (_, Vec<(usize, Box<dyn LocalValue>)>) =
+            match core.current.borrow().as_ref() {
+                // A child starts with a clone of its parent's task-local values (Curio's
+                // inheritance).
+                Some(p) => (
+                    Some(p.id),
+                    p.with_ext(|e| {
+                        e.locals
+                            .iter()
+                            .map(|(k, v)| (*k, (**v).clone_value()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                ),
+                None => (None, Vec::new()),
+            };
+        let ext = (!locals.is_empty()).then(|| {
+            Box::new(Extras {
+                locals,
+                ..Extras::default()
+            })
+        });
         Rc::new(Header {
             id: next_id(),
             parent,
@@ -144,18 +162,33 @@ impl Header {
             cancelled: Cell::new(false),
             shield: Cell::new(0),
             waker: RefCell::new(None),
-            waiters: RefCell::new(Vec::new()),
             slot: Cell::new(usize::MAX),
             cycles: Cell::new(0),
             timeout_seq: Cell::new(0),
             cancel_seq: Cell::new(0),
             timed_out: Cell::new(0),
-            scopes: RefCell::new(Vec::new()),
-            cancel_waiters: RefCell::new(Vec::new()),
-            groups: RefCell::new(Vec::new()),
-            member_of: RefCell::new(None),
-            locals: RefCell::new(locals),
+            ext: RefCell::new(ext),
         })
+    }
+
+    /// The extras, created if needed.
+    pub(crate) fn ext_mut(&self) -> std::cell::RefMut<'_, Extras> {
+        std::cell::RefMut::map(self.ext.borrow_mut(), |e| {
+            &mut **e.get_or_insert_with(Box::default)
+        })
+    }
+
+    /// Reads the extras, if there are any.
+    pub(crate) fn with_ext<R>(&self, f: impl FnOnce(&Extras) -> R) -> Option<R> {
+        self.ext.borrow().as_deref().map(f)
+    }
+
+    /// Takes the group membership out.
+    pub(crate) fn take_member_of(&self) -> Option<Weak<dyn GroupLink>> {
+        self.ext
+            .borrow_mut()
+            .as_mut()
+            .and_then(|e| e.member_of.take())
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -180,7 +213,12 @@ impl Header {
     }
 
     pub(crate) fn wake_cancel_waiters(&self) {
-        let waiters = std::mem::take(&mut *self.cancel_waiters.borrow_mut());
+        let waiters = self
+            .ext
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.cancel_waiters))
+            .unwrap_or_default();
         for w in waiters {
             w.wake();
         }
@@ -194,7 +232,9 @@ impl Header {
     /// Cancels the members of the innermost owned group that still has live members; `true`
     /// while any group member is still alive (the owner must wait for it).
     fn cascade(&self) -> bool {
-        let groups: Vec<_> = self.groups.borrow().iter().rev().cloned().collect();
+        let groups: Vec<_> = self
+            .with_ext(|e| e.groups.iter().rev().cloned().collect())
+            .unwrap_or_default();
         for g in groups {
             if let Some(g) = g.upgrade()
                 && g.cancel_members()
@@ -209,18 +249,18 @@ impl Header {
         self.state.set(State::Terminated);
         core.unregister(self);
         self.waker.borrow_mut().take();
-        self.cancel_waiters.borrow_mut().clear();
-        self.groups.borrow_mut().clear();
-        // Task-locals die with the task, not with the last handle.
-        let locals = std::mem::take(&mut *self.locals.borrow_mut());
-        drop(locals);
-        let group = self.member_of.borrow_mut().take();
-        if let Some(g) = group.and_then(|g| g.upgrade()) {
-            g.member_terminated(self.id);
-        }
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        for w in waiters {
-            w.wake();
+        // The extras (task-locals among them) die with the task, not with the last handle;
+        // they are dropped with no borrow held, since a value's Drop may run any code.
+        let ext = self.ext.borrow_mut().take();
+        if let Some(mut ext) = ext {
+            if let Some(g) = ext.member_of.take().and_then(|g| g.upgrade()) {
+                g.member_terminated(self.id);
+            }
+            let waiters = std::mem::take(&mut ext.waiters);
+            drop(ext);
+            for w in waiters {
+                w.wake();
+            }
         }
     }
 
@@ -271,9 +311,6 @@ pub(crate) fn poll_task<F: Future>(
         // Only a stale wake of a finished main task can get here.
         return Poll::Pending;
     }
-    if h.waker.borrow().is_none() {
-        *h.waker.borrow_mut() = Some(cx.waker().clone());
-    }
     let prev = core.current.borrow_mut().replace(h.clone());
     let _guard = CurrentGuard { core, prev };
     h.cycles.set(h.cycles.get() + 1);
@@ -293,6 +330,11 @@ pub(crate) fn poll_task<F: Future>(
             }
             Ok(Poll::Pending) => {
                 if !due(h) {
+                    // The waker is kept from the first suspension on, for cancel requests; a
+                    // task that finishes in its first turn never needs it.
+                    if h.waker.borrow().is_none() {
+                        *h.waker.borrow_mut() = Some(cx.waker().clone());
+                    }
                     h.state.set(State::Suspended);
                     return Poll::Pending;
                 }
@@ -314,6 +356,9 @@ pub(crate) fn poll_task<F: Future>(
     // are cancelled and waited for (the last one to finish wakes this task) before the owner's
     // future is dropped.
     if h.cascade() {
+        if h.waker.borrow().is_none() {
+            *h.waker.borrow_mut() = Some(cx.waker().clone());
+        }
         h.state.set(State::Suspended);
         return Poll::Pending;
     }
@@ -527,17 +572,20 @@ impl<T> Task<T> {
     /// Dropping the future detaches the task (it keeps running); its output is then lost.
     pub async fn join(mut self) -> Result<T, TaskError> {
         // A member joined by hand leaves its group (Curio), without cancelling its siblings.
-        let group = self.header.member_of.borrow_mut().take();
+        let group = self.header.take_member_of();
         if let Some(g) = group.and_then(|g| g.upgrade()) {
             g.forget(self.header.id);
         }
-        let Some(inner) = self.inner.take() else {
-            return Err(self.header.error(ErrorKind::Cancelled));
-        };
-        match inner.await {
-            Some(r) => r,
-            None => Err(self.header.error(ErrorKind::Cancelled)),
-        }
+        // The handle is polled in place: if this future is dropped, `self` drops with it and
+        // detaches the task (dropping the bare async-task handle would cancel it).
+        poll_fn(|cx| match self.inner.as_mut() {
+            Some(t) => Pin::new(t).poll(cx).map(|r| {
+                self.inner = None;
+                r.unwrap_or_else(|| Err(self.header.error(ErrorKind::Cancelled)))
+            }),
+            None => Poll::Ready(Err(self.header.error(ErrorKind::Cancelled))),
+        })
+        .await
     }
 
     /// The output of a terminated task, taken without waiting; `None` while it runs or once taken.
@@ -594,9 +642,9 @@ fn wait_terminated(h: &Header) -> impl Future<Output = ()> + '_ {
         if h.is_terminated() {
             return Poll::Ready(());
         }
-        let mut w = h.waiters.borrow_mut();
-        if !w.iter().any(|x| x.will_wake(cx.waker())) {
-            w.push(cx.waker().clone());
+        let mut e = h.ext_mut();
+        if !e.waiters.iter().any(|x| x.will_wake(cx.waker())) {
+            e.waiters.push(cx.waker().clone());
         }
         Poll::Pending
     })

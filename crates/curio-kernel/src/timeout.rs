@@ -71,7 +71,9 @@ pin_project! {
     impl<F> PinnedDrop for Timeout<F> {
         fn drop(this: Pin<&mut Self>) {
             let scope = this.project().scope;
-            with_header(|h, time| scope.release(h, time));
+            if scope.holds_anything() {
+                with_header(|h, time| scope.release(h, time));
+            }
         }
     }
 }
@@ -96,6 +98,11 @@ fn with_header<R>(f: impl FnOnce(Option<&Header>, Option<&curio_time::TimeDriver
 }
 
 impl Scope {
+    /// Whether `release` has anything to undo (a timer, a listing, a `timed_out` count).
+    fn holds_anything(&self) -> bool {
+        self.key.is_some() || self.listed || self.flagged
+    }
+
     /// Cancels the timer and gives back the `timed_out` count.
     fn release(&mut self, h: Option<&Header>, time: Option<&curio_time::TimeDriver>) {
         if let (Some(k), Some(t)) = (self.key.take(), time) {
@@ -105,10 +112,13 @@ impl Scope {
             && let Some(h) = h
         {
             let seq = self.seq;
-            let mut scopes = h.scopes.borrow_mut();
-            scopes.retain(|(s, ..)| *s != seq);
-            let deferred = scopes.iter().any(|(.., d)| *d);
-            drop(scopes);
+            let deferred = match h.ext.borrow_mut().as_mut() {
+                Some(e) => {
+                    e.scopes.retain(|(s, ..)| *s != seq);
+                    e.scopes.iter().any(|(.., d)| *d)
+                }
+                None => false,
+            };
             if deferred {
                 // A younger expired scope waited for this one to report; it may report now.
                 let w = h.waker.borrow().clone();
@@ -292,7 +302,9 @@ impl<F: Future> Future for Timeout<F> {
             .expect("Timeout polled after completion");
         if let Poll::Ready(v) = inner.poll(cx) {
             this.inner.set(None);
-            with_header(|h, t| scope.release(h, t));
+            if scope.holds_anything() {
+                with_header(|h, t| scope.release(h, t));
+            }
             return Poll::Ready(Ok(v));
         }
         if scope.disarmed {
@@ -329,7 +341,7 @@ impl<F: Future> Future for Timeout<F> {
                             },
                         };
                         scope.deadline = Some(at);
-                        h.scopes.borrow_mut().push((scope.seq, at, false));
+                        h.ext_mut().scopes.push((scope.seq, at, false));
                         scope.listed = true;
                         if at <= now {
                             true
@@ -346,12 +358,15 @@ impl<F: Future> Future for Timeout<F> {
             scope.fired = true;
             scope.key = None;
             let now = time.now();
-            let mut scopes = h.scopes.borrow_mut();
-            let outer_expired = scopes.iter().any(|(s, d, _)| *s < scope.seq && *d <= now);
-            if let Some(me) = scopes.iter_mut().find(|(s, ..)| *s == scope.seq) {
+            let mut ext = h.ext_mut();
+            let outer_expired = ext
+                .scopes
+                .iter()
+                .any(|(s, d, _)| *s < scope.seq && *d <= now);
+            if let Some(me) = ext.scopes.iter_mut().find(|(s, ..)| *s == scope.seq) {
                 me.2 = outer_expired;
             }
-            drop(scopes);
+            drop(ext);
             if outer_expired {
                 // An older scope expired too: it reports, and drops this one with the rest of
                 // its work (at once, or when a shield inside it ends). If it is a sibling rather

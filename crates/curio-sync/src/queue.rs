@@ -112,6 +112,9 @@ struct State<T, S> {
     putters: WaitList<Option<T>>,
     unfinished: usize,
     joiners: WaitList<()>,
+    /// Items handed to waiting getters that have not taken them yet: they count against
+    /// `maxsize`, since a cancelled getter puts its item back.
+    handed: usize,
 }
 
 /// A queue of items between tasks, generic over its [`Storage`] order; use the aliases
@@ -182,6 +185,7 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
                 putters: WaitList::default(),
                 unfinished: 0,
                 joiners: WaitList::default(),
+                handed: 0,
             }),
             _local: PhantomData,
         }
@@ -200,7 +204,7 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     /// Whether a bounded queue holds `maxsize` items (an unbounded one is never full).
     pub fn is_full(&self) -> bool {
         let st = self.st.borrow();
-        st.maxsize > 0 && st.items.len() >= st.maxsize
+        st.maxsize > 0 && st.items.len() + st.handed >= st.maxsize
     }
 
     /// The bound given at creation (0: unbounded).
@@ -220,9 +224,11 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
             let mut item = Some(item);
             st.getters.notify_one(|slot| *slot = item.take());
             st.unfinished += 1;
+            st.handed += 1;
             return Ok(());
         }
-        if st.putters.waiting() == 0 && (st.maxsize == 0 || st.items.len() < st.maxsize) {
+        if st.putters.waiting() == 0 && (st.maxsize == 0 || st.items.len() + st.handed < st.maxsize)
+        {
             st.items.push(item);
             st.unfinished += 1;
             return Ok(());
@@ -438,6 +444,9 @@ impl<T, S: Storage<T>> Future for Get<'_, T, S> {
         if let Some(k) = self.key {
             if st.getters.get(k).is_some_and(|e| e.notified) {
                 let e = st.getters.remove(k).expect("present");
+                st.handed -= 1;
+                // Taking it frees a place: a waiting putter may come in.
+                admit_putter(&mut st);
                 drop(st);
                 self.key = None;
                 return Poll::Ready(e.data.expect("a notified getter holds its item"));
@@ -467,11 +476,13 @@ impl<T, S: Storage<T>> Drop for Get<'_, T, S> {
             if let Some(e) = st.getters.remove(k)
                 && let Some(item) = e.data
             {
-                // Handed to us but never taken: the next getter gets it, or it goes back in front.
+                // Handed to us but never taken: the next getter gets it (still handed), or it
+                // goes back in front of the queue.
                 let mut item = Some(item);
                 if !st.getters.notify_one(|slot| *slot = item.take())
                     && let Some(item) = item
                 {
+                    st.handed -= 1;
                     st.items.unpop(item);
                 }
             }

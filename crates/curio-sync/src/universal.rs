@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use event_listener::{Event, IntoNotification, Listener};
 
 use crate::error::{Empty, Full, SyncError, WaitTimeout};
-use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state is changed in single steps under the lock; a panic cannot leave it half-done.
@@ -318,6 +318,9 @@ impl<T> UniversalQueue<T> {
 
 struct EInner {
     set: AtomicBool,
+    /// Counts `set` calls: a waiter that saw it change was woken by a set, even if the event
+    /// was cleared again before it looked (as Curio's waiters are).
+    sets: AtomicU64,
     event: Event,
 }
 
@@ -361,6 +364,7 @@ impl UniversalEvent {
         UniversalEvent {
             inner: Arc::new(EInner {
                 set: AtomicBool::new(false),
+                sets: AtomicU64::new(0),
                 event: Event::new(),
             }),
         }
@@ -374,7 +378,13 @@ impl UniversalEvent {
     /// Sets the event and wakes every waiter.
     pub fn set(&self) {
         self.inner.set.store(true, Ordering::SeqCst);
+        self.inner.sets.fetch_add(1, Ordering::SeqCst);
         self.inner.event.notify(usize::MAX);
+    }
+
+    /// Whether the event is set now, or was set since `seen` was read.
+    fn done(&self, seen: u64) -> bool {
+        self.is_set() || self.inner.sets.load(Ordering::SeqCst) != seen
     }
 
     /// Clears the event.
@@ -388,9 +398,10 @@ impl UniversalEvent {
     ///
     /// Cancel safe.
     pub async fn wait(&self) {
-        while !self.is_set() {
+        let seen = self.inner.sets.load(Ordering::SeqCst);
+        while !self.done(seen) {
             let listener = self.inner.event.listen();
-            if self.is_set() {
+            if self.done(seen) {
                 return;
             }
             listener.await;
@@ -412,15 +423,16 @@ impl UniversalEvent {
     }
 
     fn wait_deadline(&self, deadline: Option<Instant>) -> Result<(), WaitTimeout> {
-        while !self.is_set() {
+        let seen = self.inner.sets.load(Ordering::SeqCst);
+        while !self.done(seen) {
             let listener = self.inner.event.listen();
-            if self.is_set() {
+            if self.done(seen) {
                 return Ok(());
             }
             match deadline {
                 None => listener.wait(),
                 Some(d) => {
-                    if listener.wait_deadline(d).is_none() && !self.is_set() {
+                    if listener.wait_deadline(d).is_none() && !self.done(seen) {
                         return Err(WaitTimeout);
                     }
                 }
