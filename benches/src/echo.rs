@@ -238,12 +238,128 @@ impl Drop for Server {
     }
 }
 
+/// The seed's Python peers: the same echo server on Curio, asyncio, uvloop and Trio.
+pub(crate) const PYTHON_SERVERS: [(&str, &str); 4] = [
+    ("py-curio", "curio"),
+    ("py-asyncio", "asyncio"),
+    ("py-uvloop", "uvloop"),
+    ("py-trio", "trio"),
+];
+
+const PY_PRELUDE: &str = "import os, sys\nos.sched_setaffinity(0, {0})\nPORT_FILE = sys.argv[1]\n";
+
+const PY_CURIO: &str = "from curio import run, socket
+from curio.network import run_server
+
+async def echo(client, addr):
+    while True:
+        data = await client.recv(100000)
+        if not data:
+            break
+        await client.sendall(data)
+
+async def main():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(('127.0.0.1', 0))
+    sock.listen(128)
+    open(PORT_FILE, 'w').write(str(sock.getsockname()[1]))
+    await run_server(sock, echo)
+
+run(main)
+";
+
+const PY_ASYNCIO: &str = "import asyncio
+
+async def echo(reader, writer):
+    while True:
+        data = await reader.read(100000)
+        if not data:
+            break
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(echo, '127.0.0.1', 0)
+    open(PORT_FILE, 'w').write(str(server.sockets[0].getsockname()[1]))
+    await server.serve_forever()
+
+if 'uvloop' in sys.argv[2:]:
+    import uvloop
+    uvloop.install()
+asyncio.run(main())
+";
+
+const PY_TRIO: &str = "import trio
+
+async def echo(stream):
+    async for data in stream:
+        await stream.send_all(data)
+
+async def main():
+    listeners = await trio.open_tcp_listeners(0, host='127.0.0.1')
+    open(PORT_FILE, 'w').write(str(listeners[0].socket.getsockname()[1]))
+    await trio.serve_listeners(echo, listeners)
+
+trio.run(main)
+";
+
+fn python_script(kind: &str) -> Option<&'static str> {
+    match kind {
+        "py-curio" => Some(PY_CURIO),
+        "py-asyncio" | "py-uvloop" => Some(PY_ASYNCIO),
+        "py-trio" => Some(PY_TRIO),
+        _ => None,
+    }
+}
+
+/// Installs the Python peers with pip (best effort); returns those that import.
+pub(crate) fn python_peers() -> Vec<&'static str> {
+    let _ = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "curio", "trio", "uvloop"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let mut ok = Vec::new();
+    for (kind, module) in PYTHON_SERVERS {
+        let imports = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if imports {
+            ok.push(kind);
+        } else {
+            eprintln!("{kind}: the python module {module} is not available; skipped");
+        }
+    }
+    ok
+}
+
 fn start_server(kind: &str) -> io::Result<Server> {
     let port_file =
         std::env::temp_dir().join(format!("curio-bench-port-{}-{kind}", std::process::id()));
     let _ = std::fs::remove_file(&port_file);
-    let child = Command::new(std::env::current_exe()?)
-        .args(["serve", kind, &port_file.to_string_lossy()])
+    let mut command = match python_script(kind) {
+        Some(script) => {
+            let path = std::env::temp_dir().join(format!("curio-bench-{kind}.py"));
+            std::fs::write(&path, format!("{PY_PRELUDE}{script}"))?;
+            let mut c = Command::new("python3");
+            c.arg(path).arg(&port_file);
+            if kind == "py-uvloop" {
+                c.arg("uvloop");
+            }
+            c
+        }
+        None => {
+            let mut c = Command::new(std::env::current_exe()?);
+            c.args(["serve", kind, &port_file.to_string_lossy()]);
+            c
+        }
+    };
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

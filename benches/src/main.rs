@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: curio-bench [--quick] [--only NAME] [--out FILE]\n       curio-bench serve KIND PORT_FILE\n       curio-bench memory RUNTIME N"
+        "usage: curio-bench [--quick] [--python] [--only NAME] [--out FILE]\n       curio-bench serve KIND PORT_FILE\n       curio-bench memory RUNTIME N"
     );
     ExitCode::from(2)
 }
@@ -81,12 +81,14 @@ fn sh(cmd: &str, args: &[&str]) -> String {
 
 fn suite(args: &[String]) -> ExitCode {
     let mut quick = false;
+    let mut python = false;
     let mut only: Option<String> = None;
     let mut out_file = String::from("BENCHMARKS.md");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--python" => python = true,
             "--only" => only = it.next().cloned(),
             "--out" => match it.next() {
                 Some(f) => out_file = f.clone(),
@@ -102,7 +104,11 @@ fn suite(args: &[String]) -> ExitCode {
             .is_none_or(|o| name.starts_with(o) || o.starts_with(name))
     };
     if run("echo") {
-        results.extend(echo::run_all(rounds, quick, &echo::SERVERS));
+        let mut servers: Vec<&'static str> = echo::SERVERS.to_vec();
+        if python {
+            servers.extend(echo::python_peers());
+        }
+        results.extend(echo::run_all(rounds, quick, &servers));
     }
     // The micro-benchmarks run on CPU 1, away from nothing else of ours.
     echo::pin(1);
@@ -128,7 +134,7 @@ fn suite(args: &[String]) -> ExitCode {
     let mut md = String::new();
     md.push_str("# Benchmarks\n\n");
     md.push_str("Written by `cargo xtask bench`; every figure is a median of alternating rounds, with min–max, and the ratio is curio-rt's median over the peer's, measured in the same run.\n");
-    md.push_str("Peers: tokio `current_thread` (`tokio-ct`) and `multi_thread` with one worker (`tokio-mt1`), smol's `LocalExecutor` (`smol`), and a hand-written epoll loop (`epoll`, the floor for echo).\n");
+    md.push_str("Peers: tokio `current_thread` (`tokio-ct`) and `multi_thread` with one worker (`tokio-mt1`), smol's `LocalExecutor` (`smol`), and a hand-written epoll loop (`epoll`, the floor for echo); with `--python`, the seed's Python servers (`py-curio`, `py-asyncio`, `py-uvloop`, `py-trio`).\n");
     md.push_str("Echo servers run in their own process pinned to CPU 0; the load generator and the micro-benchmarks run pinned to CPU 1.\n\n");
     let _ = writeln!(
         md,
@@ -138,8 +144,9 @@ fn suite(args: &[String]) -> ExitCode {
     );
     let _ = writeln!(
         md,
-        "- command: `cargo xtask bench{}`",
-        if quick { " --quick" } else { "" }
+        "- command: `cargo xtask bench{}{}`",
+        if quick { " --quick" } else { "" },
+        if python { " --python" } else { "" }
     );
     let _ = writeln!(
         md,

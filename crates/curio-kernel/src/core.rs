@@ -255,6 +255,10 @@ impl Core {
 
     /// Drains the remote queue into the ready queue; runs remote calls.
     pub(crate) fn drain_remote(&self) {
+        // An empty check is two atomic loads; a pop on an empty queue costs more.
+        if self.shared.remote.is_empty() {
+            return;
+        }
         while let Ok(item) = self.shared.remote.pop() {
             match item {
                 Remote::Task(r) => self.ready.borrow_mut().push_back(Entry::Task(r)),
