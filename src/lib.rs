@@ -91,6 +91,10 @@ pub mod net {
     pub use curio_net::*;
 }
 
+/// TLS on rustls (feature `tls`, on by default): also `curio::net::tls`.
+#[cfg(feature = "tls")]
+pub use curio_net::tls;
+
 /// Worker threads.
 pub mod workers {
     pub use curio_workers::{

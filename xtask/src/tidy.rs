@@ -400,14 +400,13 @@ impl Tidy<'_> {
     /// the absence of `rust-toolchain.toml`.
     fn check_repository_files(&mut self) {
         let why = "every user-visible change adds a line under `## [Unreleased]`";
-        if let Some(text) = self.read("CHANGELOG.md", "changelog", why) {
-            if !text
+        if let Some(text) = self.read("CHANGELOG.md", "changelog", why)
+            && !text
                 .lines()
                 .any(|line| line.trim_start().starts_with("## [Unreleased]"))
-            {
-                let message = format!("has no `## [Unreleased]` section: {why}");
-                self.violation("CHANGELOG.md", None, "changelog", message);
-            }
+        {
+            let message = format!("has no `## [Unreleased]` section: {why}");
+            self.violation("CHANGELOG.md", None, "changelog", message);
         }
 
         let why = "it shows how to run the example and the tests";
@@ -476,13 +475,13 @@ fn package_name<'a>(
     dependency: &'a Dependency,
     workspace_dependencies: &[&'a Dependency],
 ) -> &'a str {
-    if dependency.workspace && dependency.package.is_none() {
-        if let Some(declared) = workspace_dependencies
+    if dependency.workspace
+        && dependency.package.is_none()
+        && let Some(declared) = workspace_dependencies
             .iter()
             .find(|declared| declared.key == dependency.key)
-        {
-            return declared.crate_name();
-        }
+    {
+        return declared.crate_name();
     }
     dependency.crate_name()
 }

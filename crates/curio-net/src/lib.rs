@@ -43,6 +43,8 @@ mod server;
 mod socket;
 mod stream;
 mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod udp;
 mod unix;
 

@@ -10,7 +10,9 @@ use std::task::{Context, Poll};
 
 use curio_reactor::{Async, Direction};
 
-use crate::socket::{Socket, stream_socket};
+use std::time::Duration;
+
+use crate::socket::{Socket, new_socket, stream_socket};
 
 /// A Unix-domain socket listening for connections.
 pub struct UnixListener {
@@ -150,10 +152,36 @@ impl UnixStream {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe: dropping the future closes the socket.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        // A Unix-domain connect completes (or fails) at once.
-        UnixStream::from_std(net::UnixStream::connect(path)?)
+        let addr = rustix::net::SocketAddrUnix::new(path.as_ref())?;
+        let fd = new_socket(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+        )?;
+        // A non-blocking Unix-domain connect completes or fails at once, except when the
+        // listener's queue is full (EAGAIN): then try again after a short, growing pause, so
+        // the kernel thread never blocks in the system call.
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match rustix::net::connect(&fd, &addr) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::AGAIN) => {
+                    curio_kernel::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(rustix::io::Errno::INPROGRESS) => {
+                    let s = UnixStream::from_nonblocking(net::UnixStream::from(fd));
+                    s.s.io.writable().await?;
+                    if let Err(e) = rustix::net::sockopt::socket_error(&s)? {
+                        return Err(e.into());
+                    }
+                    return Ok(s);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(UnixStream::from_nonblocking(net::UnixStream::from(fd)))
     }
 
     /// A connected pair.

@@ -66,6 +66,18 @@ impl Direction {
     fn bit(self) -> u8 {
         1 << self as u8
     }
+
+    /// The sticky bit for "this direction is closed" (hang-up or error): an edge-triggered
+    /// descriptor reports it once, together with any last data, so clearing readiness after that
+    /// data must not forget it.
+    fn closed_bit(self) -> u8 {
+        4 << self as u8
+    }
+
+    /// Ready, or closed.
+    fn any_bit(self) -> u8 {
+        self.bit() | self.closed_bit()
+    }
 }
 
 /// Parking the kernel thread until I/O, a deadline, or a wake from another thread.
@@ -234,10 +246,16 @@ impl Reactor {
                 if ev.writable {
                     bits |= Direction::Write.bit();
                 }
+                if ev.read_closed {
+                    bits |= Direction::Read.closed_bit();
+                }
+                if ev.write_closed {
+                    bits |= Direction::Write.closed_bit();
+                }
                 src.ready.fetch_or(bits, Ordering::AcqRel);
                 let mut w = lock(&src.wakers);
                 for dir in [Direction::Read, Direction::Write] {
-                    if bits & dir.bit() != 0
+                    if bits & dir.any_bit() != 0
                         && let Some(waker) = w[dir as usize].take()
                     {
                         wakers.push(waker);
@@ -507,6 +525,11 @@ impl<T: AsFd> Async<T> {
     /// Clears the readiness of `dir`, so the next operation waits for an event first. Call it after
     /// a short read: an edge-triggered descriptor reports new data with a new event.
     pub fn clear_ready(&self, dir: Direction) {
+        // Without a separate hang-up report, a peer's data and close can come as one edge, and
+        // clearing here would miss the close: keep readiness, at the cost of one failing read.
+        if !sys::REPORTS_HANGUP {
+            return;
+        }
         if let Some(reg) = self.reg.get() {
             reg.state.ready.fetch_and(!dir.bit(), Ordering::AcqRel);
         }
@@ -540,7 +563,8 @@ impl<T: AsFd> Async<T> {
                     return Poll::Ready(Err(busy(dir)));
                 }
             }
-            let ready = reg.is_none_or(|r| r.state.ready.load(Ordering::Acquire) & dir.bit() != 0);
+            let ready =
+                reg.is_none_or(|r| r.state.ready.load(Ordering::Acquire) & dir.any_bit() != 0);
             if ready {
                 match op(self.get_ref()) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -561,7 +585,7 @@ impl<T: AsFd> Async<T> {
             if ready {
                 // This attempt saw EAGAIN: the descriptor is not ready until the next edge.
                 reg.state.ready.fetch_and(!dir.bit(), Ordering::AcqRel);
-            } else if reg.state.ready.load(Ordering::Acquire) & dir.bit() != 0 {
+            } else if reg.state.ready.load(Ordering::Acquire) & dir.any_bit() != 0 {
                 continue;
             }
             park_waker(reg, dir, cx);
@@ -650,7 +674,7 @@ impl<T: AsFd> Async<T> {
         if owner != 0 && owner != *token {
             return Poll::Ready(Err(busy(dir)));
         }
-        if reg.state.ready.load(Ordering::Acquire) & dir.bit() != 0 {
+        if reg.state.ready.load(Ordering::Acquire) & dir.any_bit() != 0 {
             self.release(dir, token);
             return Poll::Ready(Ok(()));
         }

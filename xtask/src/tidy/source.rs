@@ -111,11 +111,11 @@ fn code_lines(text: &str) -> Vec<String> {
                     break;
                 }
                 blank(&mut out, c);
-                if c == '\\' {
-                    if let Some(escaped) = at(i) {
-                        blank(&mut out, escaped);
-                        i += 1;
-                    }
+                if c == '\\'
+                    && let Some(escaped) = at(i)
+                {
+                    blank(&mut out, escaped);
+                    i += 1;
                 }
             }
         } else if let Some(hashes) = raw_string_hashes(&chars, i) {

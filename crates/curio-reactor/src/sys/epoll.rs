@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use super::{NOTIFY_KEY, SysEvent};
 
+/// `EPOLLRDHUP` reports a peer's close apart from its data.
+pub(crate) const REPORTS_HANGUP: bool = true;
+
 pub(crate) struct Selector {
     epoll: OwnedFd,
     eventfd: OwnedFd,
@@ -101,6 +104,10 @@ impl Selector {
                 writable: fl.intersects(
                     epoll::EventFlags::OUT | epoll::EventFlags::HUP | epoll::EventFlags::ERR,
                 ),
+                read_closed: fl.intersects(
+                    epoll::EventFlags::RDHUP | epoll::EventFlags::HUP | epoll::EventFlags::ERR,
+                ),
+                write_closed: fl.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR),
             });
         }
         Ok(())

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use super::{NOTIFY_KEY, SysEvent};
 
+/// `polling` does not report a peer's close apart from its data.
+pub(crate) const REPORTS_HANGUP: bool = false;
+
 pub(crate) struct Selector {
     poller: Poller,
     mode: PollMode,
@@ -70,12 +73,16 @@ impl Selector {
             key: NOTIFY_KEY,
             readable: true,
             writable: false,
+            read_closed: false,
+            write_closed: false,
         });
         for ev in events.iter() {
             f(SysEvent {
                 key: ev.key as u64,
                 readable: ev.readable || ev.is_interrupt(),
                 writable: ev.writable || ev.is_interrupt(),
+                read_closed: ev.is_interrupt(),
+                write_closed: ev.is_interrupt(),
             });
         }
         Ok(())

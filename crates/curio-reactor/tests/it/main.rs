@@ -193,3 +193,36 @@ fn budget_makes_an_always_ready_source_yield() {
         "the task was rescheduled"
     );
 }
+
+#[test]
+fn close_after_data_is_seen_after_a_short_read() {
+    // Data and the peer's close arrive in one edge: a short read clears readiness, and the
+    // close must still be seen (a sticky hang-up bit), or the next read would wait forever.
+    let reactor = Reactor::new().unwrap();
+    let _g = reactor.enter();
+    let (a, mut b) = pair();
+    let (_, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut buf = [0u8; 16];
+    {
+        let mut f = Box::pin(a.read_with(|s| read_op(s, &mut buf)));
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+    }
+    b.write_all(b"bye").unwrap();
+    drop(b);
+    reactor.poll(Some(Duration::from_secs(5))).unwrap();
+    let n = {
+        let mut f = Box::pin(a.read_with(|s| read_op(s, &mut buf)));
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(n)) => n,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(&buf[..n], b"bye");
+    a.clear_ready(curio_reactor::Direction::Read);
+    let mut f = Box::pin(a.read_with(|s| read_op(s, &mut buf)));
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(0)) => {}
+        other => panic!("end-of-file expected, got {other:?}"),
+    }
+}

@@ -1,0 +1,19 @@
+//! curio-net's integration tests: one binary, a module per area.
+
+#[cfg(feature = "tls")]
+mod tls;
+
+// The workspace's examples are written against the facade (`curio::net`, `curio::run`), which this
+// crate cannot depend on. These few names stand in for it, so the tests compile the examples'
+// own files: `extern crate self` puts this test crate in the extern prelude as `curio`.
+#[cfg(feature = "tls")]
+extern crate self as curio;
+
+/// The facade's `curio::net`, for the examples compiled by these tests.
+#[cfg(feature = "tls")]
+pub mod net {
+    pub use curio_net::*;
+}
+
+#[cfg(feature = "tls")]
+pub use curio_kernel::run;
