@@ -139,7 +139,8 @@ fn suite(args: &[String]) -> ExitCode {
     let _ = writeln!(
         md,
         "- machine: {} CPUs, Linux {}",
-        sh("nproc", &[]),
+        // `--all`: this process is pinned to one CPU, and plain `nproc` counts only that one.
+        sh("nproc", &["--all"]),
         sh("uname", &["-r"])
     );
     let _ = writeln!(

@@ -253,11 +253,19 @@ impl<T: 'static> GroupLink for Inner<T> {
     }
 
     fn cancel_members(&self) -> bool {
+        !self.cancel_live(|_| true).is_empty()
+    }
+}
+
+impl<T: 'static> Inner<T> {
+    /// Requests cancellation of the live members that `which` selects, marking them as
+    /// cancelled by the group (not a failure), and returns them.
+    fn cancel_live(&self, which: impl Fn(&Member<T>) -> bool) -> Vec<TaskRef> {
         let live: Vec<TaskRef> = {
             let mut st = self.state.borrow_mut();
             st.members
                 .iter_mut()
-                .filter(|m| !m.done && !m.task.is_terminated())
+                .filter(|m| !m.done && !m.task.is_terminated() && which(m))
                 .map(|m| {
                     m.by_group = true;
                     m.task.task_ref()
@@ -267,7 +275,7 @@ impl<T: 'static> GroupLink for Inner<T> {
         for t in &live {
             t.cancel_nowait();
         }
-        !live.is_empty()
+        live
     }
 }
 
@@ -528,20 +536,7 @@ impl<T: 'static> TaskGroup<T> {
         }
         // Cancel what is still running: non-daemons first, then daemons, waiting for each batch.
         for daemons in [false, true] {
-            let live: Vec<TaskRef> = {
-                let mut st = self.inner.state.borrow_mut();
-                st.members
-                    .iter_mut()
-                    .filter(|m| m.daemon == daemons && !m.done && !m.task.is_terminated())
-                    .map(|m| {
-                        m.by_group = true;
-                        m.task.task_ref()
-                    })
-                    .collect()
-            };
-            for t in &live {
-                t.cancel_nowait();
-            }
+            let live = self.inner.cancel_live(|m| m.daemon == daemons);
             for t in &live {
                 t.wait().await;
             }
@@ -609,20 +604,7 @@ impl<T: 'static> TaskGroup<T> {
     ///
     /// Dropping the future leaves the requests in place; only the waiting stops.
     pub async fn cancel_remaining(&self) {
-        let live: Vec<TaskRef> = {
-            let mut st = self.inner.state.borrow_mut();
-            st.members
-                .iter_mut()
-                .filter(|m| !m.daemon && !m.done && !m.task.is_terminated())
-                .map(|m| {
-                    m.by_group = true;
-                    m.task.task_ref()
-                })
-                .collect()
-        };
-        for t in &live {
-            t.cancel_nowait();
-        }
+        let live = self.inner.cancel_live(|m| !m.daemon);
         for t in &live {
             t.wait().await;
             self.remove(t);
