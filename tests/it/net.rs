@@ -1705,3 +1705,29 @@ mod network {
         });
     }
 }
+
+#[test]
+fn server_clients_are_named_after_their_peer() {
+    let name = curio::run(async {
+        let listener = curio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let names = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let n2 = names.clone();
+        let server = curio::spawn(curio::net::run_server(listener, move |_s, _peer| {
+            let n3 = n2.clone();
+            async move {
+                n3.borrow_mut()
+                    .push(curio::current_task().name().to_owned());
+            }
+        }));
+        let client = curio::net::TcpStream::connect(addr).await.unwrap();
+        let local = client.local_addr().unwrap();
+        // The handler ends at once: its connection closes, which the client sees as EOF.
+        assert!(client.recv(10).await.unwrap().is_empty());
+        server.cancel().await;
+        let got = names.borrow().clone();
+        (got, local)
+    });
+    let (names, local) = name;
+    assert_eq!(names, [format!("client {local}")]);
+}

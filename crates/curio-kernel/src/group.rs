@@ -394,6 +394,24 @@ impl<T: 'static> TaskGroup<T> {
         Ok(self.attach(Builder::new().spawn(fut), false))
     }
 
+    /// Spawns `fut` as a member with the options of `builder` (a name; a daemon flag makes a
+    /// daemon member, as [`spawn_daemon`](Self::spawn_daemon)).
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::Joined`] once the group was joined (nothing is spawned).
+    #[track_caller]
+    pub fn spawn_with<F: Future<Output = T> + 'static>(
+        &self,
+        builder: Builder,
+        fut: F,
+    ) -> Result<TaskRef, GroupError> {
+        self.check_open()?;
+        let task = builder.spawn(fut);
+        let daemon = task.is_daemon();
+        Ok(self.attach(task, daemon))
+    }
+
     /// Spawns `fut` as a daemon member: ignored for results, cancelled when the group is joined.
     ///
     /// # Errors

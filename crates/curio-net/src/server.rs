@@ -203,7 +203,8 @@ where
         let name = format!("{peer:?}");
         let fut = handler(stream, peer);
         let peer = name;
-        let spawned = clients.spawn(async move {
+        let builder = curio_kernel::Builder::new().name(format!("client {peer}"));
+        let spawned = clients.spawn_with(builder, async move {
             if let Some(msg) = fut.await.failure() {
                 eprintln!("curio: client handler for {peer} failed: {msg}");
             }
