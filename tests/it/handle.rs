@@ -133,3 +133,12 @@ fn kernel_drop_leaves_nothing() {
     assert_eq!(fd_count(), fds, "descriptors left behind");
     assert_eq!(thread_count(), threads, "threads left behind");
 }
+
+#[test]
+fn remote_spawn_on_a_kernel_that_never_runs_it_reports_cancelled() {
+    let kernel = curio::Kernel::new();
+    let remote = kernel.handle().spawn(async { 1 });
+    // The kernel shuts down with the spawn still queued: the waiter must not hang.
+    drop(kernel);
+    assert!(remote.join_blocking().unwrap_err().is_cancelled());
+}

@@ -390,12 +390,15 @@ impl KernelHandle {
             }),
             cond: Condvar::new(),
         });
-        let s2 = slot.clone();
+        // The guard travels with the call: if the kernel drops the call unrun (it shut down
+        // first), the guard reports the task as cancelled, so no waiter hangs.
+        let guard = DeliverOnDrop {
+            slot: slot.clone(),
+            id: None,
+            delivered: false,
+        };
         let call: Box<dyn FnOnce() + Send> = Box::new(move || {
-            let guard = DeliverOnDrop {
-                slot: s2.clone(),
-                id: None,
-            };
+            let s2 = guard.slot.clone();
             let fut = Box::pin(fut);
             let task = crate::task::Builder::new()
                 .name("remote")
@@ -509,10 +512,14 @@ impl<T> RemoteSlot<T> {
 struct DeliverOnDrop<T> {
     slot: Arc<RemoteSlot<T>>,
     id: Option<TaskId>,
+    delivered: bool,
 }
 
 impl<T> Drop for DeliverOnDrop<T> {
     fn drop(&mut self) {
+        if self.delivered {
+            return;
+        }
         // Reached without a result only when the task's future was dropped: a cancellation.
         let id = self.id.unwrap_or(TaskId(0));
         self.slot
@@ -547,9 +554,9 @@ impl<F: Future> Future for RemoteFuture<F> {
                 Err(TaskError::panicked(id, "remote".into(), payload))
             }
         };
-        if let Some(g) = this.guard.take() {
+        if let Some(mut g) = this.guard.take() {
             g.slot.deliver(out);
-            // The slot already holds the result: the guard's own delivery is ignored.
+            g.delivered = true;
         }
         Poll::Ready(())
     }
