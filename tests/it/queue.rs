@@ -796,3 +796,24 @@ fn univ_queue_stress() {
     assert!(timeouts > 0);
     eprintln!("univ_queue_stress: {timeouts} gets timed out");
 }
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the example's main is not used by the test, and its items are pub for readers"
+)]
+#[path = "../../examples/universal_queue.rs"]
+mod universal_queue_example;
+
+#[test]
+fn universal_queue_example_feeds_a_thread() {
+    let q = curio::queue::UniversalQueue::new(0);
+    let q2 = q.clone();
+    let t = std::thread::spawn(move || universal_queue_example::consumer(q2));
+    curio::run(universal_queue_example::producer(
+        q,
+        5,
+        std::time::Duration::from_millis(1),
+    ));
+    assert_eq!(t.join().unwrap(), [0, 1, 2, 3, 4]);
+}
