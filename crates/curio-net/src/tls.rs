@@ -366,12 +366,16 @@ impl From<ServerConfig> for TlsAcceptor {
     }
 }
 
+/// How long a server handshake may take by default before [`TlsAcceptor::accept`] gives up.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl TlsAcceptor {
-    /// Uses `config` for every connection, with no handshake timeout.
+    /// Uses `config` for every connection, with the default handshake timeout
+    /// ([`DEFAULT_HANDSHAKE_TIMEOUT`]).
     pub fn new(config: Arc<ServerConfig>) -> TlsAcceptor {
         TlsAcceptor {
             config,
-            handshake_timeout: None,
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
         }
     }
 
@@ -413,9 +417,15 @@ impl TlsAcceptor {
 
     /// Makes [`accept`](Self::accept) fail with `TimedOut` when the handshake has not finished
     /// `timeout` after it started, so a client that connects and says nothing does not hold its
-    /// task forever. There is none by default.
+    /// task forever ([`DEFAULT_HANDSHAKE_TIMEOUT`] unless set).
     pub fn handshake_timeout(mut self, timeout: Duration) -> TlsAcceptor {
         self.handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// Removes the handshake timeout: a silent client holds its task until it leaves.
+    pub fn no_handshake_timeout(mut self) -> TlsAcceptor {
+        self.handshake_timeout = None;
         self
     }
 

@@ -111,3 +111,18 @@ fn bad_server_names() {
         );
     });
 }
+
+#[test]
+fn acceptors_have_a_handshake_timeout_by_default() {
+    let a = TlsAcceptor::from_pem(&cert("server.pem"), &cert("server.key"), &[]).unwrap();
+    let shown = format!("{a:?}");
+    assert!(
+        shown.contains(&format!(
+            "{:?}",
+            Some(curio_net::tls::DEFAULT_HANDSHAKE_TIMEOUT)
+        )),
+        "{shown}"
+    );
+    let none = format!("{:?}", a.no_handshake_timeout());
+    assert!(none.contains("handshake_timeout: None"), "{none}");
+}
