@@ -10,10 +10,53 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use event_listener::{Event, IntoNotification, Listener};
+use event_listener::{Event, EventListener, IntoNotification, Listener};
 
 use crate::error::{Empty, Full, SyncError, WaitTimeout};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+
+/// The one waiting pattern of every Universal operation: try; start listening; try again (so a
+/// notification between the first try and the listen is not lost); otherwise hand back the
+/// listener to wait on. Async and blocking callers share it.
+fn attempt<R>(event: &Event, mut op: impl FnMut() -> Option<R>) -> Result<R, EventListener> {
+    if let Some(r) = op() {
+        return Ok(r);
+    }
+    let listener = event.listen();
+    op().ok_or(listener)
+}
+
+/// Waits until `op` succeeds, as a future.
+async fn until<R>(event: &Event, mut op: impl FnMut() -> Option<R>) -> R {
+    loop {
+        match attempt(event, &mut op) {
+            Ok(r) => return r,
+            Err(listener) => listener.await,
+        }
+    }
+}
+
+/// Waits until `op` succeeds, blocking this thread until `deadline` (`None`: no limit);
+/// `None` if the time ran out first.
+fn until_blocking<R>(
+    event: &Event,
+    mut op: impl FnMut() -> Option<R>,
+    deadline: Option<Instant>,
+) -> Option<R> {
+    loop {
+        match attempt(event, &mut op) {
+            Ok(r) => return Some(r),
+            Err(listener) => match deadline {
+                None => listener.wait(),
+                Some(d) => {
+                    if listener.wait_deadline(d).is_none() {
+                        return op();
+                    }
+                }
+            },
+        }
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state is changed in single steps under the lock; a panic cannot leave it half-done.
@@ -151,6 +194,18 @@ impl<T> UniversalQueue<T> {
         Ok(item)
     }
 
+    /// One try of a put that keeps its item in `slot` until it goes in.
+    fn put_step(&self, slot: &mut Option<T>) -> Option<()> {
+        let item = slot.take()?;
+        match self.try_put(item) {
+            Ok(()) => Some(()),
+            Err(Full(back)) => {
+                *slot = Some(back);
+                None
+            }
+        }
+    }
+
     /// Adds `item`, waiting for room in a bounded queue.
     ///
     /// # Cancel safety
@@ -158,19 +213,8 @@ impl<T> UniversalQueue<T> {
     /// Cancel safe: the item is added by the poll that returns, or not at all (it is dropped with
     /// the future).
     pub async fn put(&self, item: T) {
-        let mut item = item;
-        loop {
-            match self.try_put(item) {
-                Ok(()) => return,
-                Err(Full(back)) => item = back,
-            }
-            let listener = self.inner.space_freed.listen();
-            match self.try_put(item) {
-                Ok(()) => return,
-                Err(Full(back)) => item = back,
-            }
-            listener.await;
-        }
+        let mut item = Some(item);
+        until(&self.inner.space_freed, || self.put_step(&mut item)).await
     }
 
     /// Takes the next item, waiting for one.
@@ -179,16 +223,7 @@ impl<T> UniversalQueue<T> {
     ///
     /// Cancel safe: an item is taken only by the poll that returns it.
     pub async fn get(&self) -> T {
-        loop {
-            if let Ok(item) = self.try_get() {
-                return item;
-            }
-            let listener = self.inner.item_added.listen();
-            if let Ok(item) = self.try_get() {
-                return item;
-            }
-            listener.await;
-        }
+        until(&self.inner.item_added, || self.try_get().ok()).await
     }
 
     /// Adds `item`, blocking this thread while a bounded queue is full.
@@ -207,25 +242,15 @@ impl<T> UniversalQueue<T> {
         self.put_deadline(item, Instant::now().checked_add(timeout))
     }
 
-    fn put_deadline(&self, mut item: T, deadline: Option<Instant>) -> Result<(), Full<T>> {
-        loop {
-            match self.try_put(item) {
-                Ok(()) => return Ok(()),
-                Err(Full(back)) => item = back,
-            }
-            let listener = self.inner.space_freed.listen();
-            match self.try_put(item) {
-                Ok(()) => return Ok(()),
-                Err(Full(back)) => item = back,
-            }
-            match deadline {
-                None => listener.wait(),
-                Some(d) => {
-                    if listener.wait_deadline(d).is_none() {
-                        return self.try_put(item);
-                    }
-                }
-            }
+    fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), Full<T>> {
+        let mut slot = Some(item);
+        match until_blocking(
+            &self.inner.space_freed,
+            || self.put_step(&mut slot),
+            deadline,
+        ) {
+            Some(()) => Ok(()),
+            None => Err(Full(slot.take().expect("a failed put keeps its item"))),
         }
     }
 
@@ -247,23 +272,7 @@ impl<T> UniversalQueue<T> {
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
-        loop {
-            if let Ok(item) = self.try_get() {
-                return Ok(item);
-            }
-            let listener = self.inner.item_added.listen();
-            if let Ok(item) = self.try_get() {
-                return Ok(item);
-            }
-            match deadline {
-                None => listener.wait(),
-                Some(d) => {
-                    if listener.wait_deadline(d).is_none() {
-                        return self.try_get().map_err(|_| WaitTimeout);
-                    }
-                }
-            }
-        }
+        until_blocking(&self.inner.item_added, || self.try_get().ok(), deadline).ok_or(WaitTimeout)
     }
 
     /// Marks one item as processed.
@@ -295,24 +304,12 @@ impl<T> UniversalQueue<T> {
     ///
     /// Cancel safe.
     pub async fn join(&self) {
-        while !self.all_done() {
-            let listener = self.inner.all_done.listen();
-            if self.all_done() {
-                return;
-            }
-            listener.await;
-        }
+        until(&self.inner.all_done, || self.all_done().then_some(())).await
     }
 
     /// Blocks this thread until every item put has been marked done.
     pub fn join_blocking(&self) {
-        while !self.all_done() {
-            let listener = self.inner.all_done.listen();
-            if self.all_done() {
-                return;
-            }
-            listener.wait();
-        }
+        let _ = until_blocking(&self.inner.all_done, || self.all_done().then_some(()), None);
     }
 }
 
@@ -399,13 +396,7 @@ impl UniversalEvent {
     /// Cancel safe.
     pub async fn wait(&self) {
         let seen = self.inner.sets.load(Ordering::SeqCst);
-        while !self.done(seen) {
-            let listener = self.inner.event.listen();
-            if self.done(seen) {
-                return;
-            }
-            listener.await;
-        }
+        until(&self.inner.event, || self.done(seen).then_some(())).await
     }
 
     /// Blocks this thread until the event is set.
@@ -424,21 +415,12 @@ impl UniversalEvent {
 
     fn wait_deadline(&self, deadline: Option<Instant>) -> Result<(), WaitTimeout> {
         let seen = self.inner.sets.load(Ordering::SeqCst);
-        while !self.done(seen) {
-            let listener = self.inner.event.listen();
-            if self.done(seen) {
-                return Ok(());
-            }
-            match deadline {
-                None => listener.wait(),
-                Some(d) => {
-                    if listener.wait_deadline(d).is_none() && !self.done(seen) {
-                        return Err(WaitTimeout);
-                    }
-                }
-            }
-        }
-        Ok(())
+        until_blocking(
+            &self.inner.event,
+            || self.done(seen).then_some(()),
+            deadline,
+        )
+        .ok_or(WaitTimeout)
     }
 }
 
@@ -531,16 +513,7 @@ impl<T: Clone> UniversalPromise<T> {
     ///
     /// Cancel safe.
     pub async fn get(&self) -> T {
-        loop {
-            if let Some(v) = self.try_get() {
-                return v;
-            }
-            let listener = self.inner.event.listen();
-            if let Some(v) = self.try_get() {
-                return v;
-            }
-            listener.await;
-        }
+        until(&self.inner.event, || self.try_get()).await
     }
 
     /// Blocks this thread until the value is set.
@@ -561,22 +534,6 @@ impl<T: Clone> UniversalPromise<T> {
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
-        loop {
-            if let Some(v) = self.try_get() {
-                return Ok(v);
-            }
-            let listener = self.inner.event.listen();
-            if let Some(v) = self.try_get() {
-                return Ok(v);
-            }
-            match deadline {
-                None => listener.wait(),
-                Some(d) => {
-                    if listener.wait_deadline(d).is_none() {
-                        return self.try_get().ok_or(WaitTimeout);
-                    }
-                }
-            }
-        }
+        until_blocking(&self.inner.event, || self.try_get(), deadline).ok_or(WaitTimeout)
     }
 }
