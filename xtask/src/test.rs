@@ -1,7 +1,7 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure.
 //!
 //! The steps are rustfmt, clippy, the tests, the tests again on the `polling` backend, a short
-//! loom run, the doc tests and tidy.
+//! loom run, the doc tests, rustdoc with warnings as errors, and tidy.
 //! The tests run under `cargo nextest` when it is installed (one process per test, and a
 //! timeout for hung tests, see `.config/nextest.toml`), and under `cargo test` otherwise.
 //! The benchmark crate is excluded from every step: it depends on peer runtimes whose build
@@ -136,6 +136,15 @@ fn steps(root: &Path, forwarded: &[String]) -> Vec<Step> {
         Step {
             name: "doc tests",
             action: Action::Cargo(Cargo::new(&["test"]).args(&workspace).args(["--doc"])),
+        },
+        Step {
+            // Broken intra-doc links and malformed docs fail here, as warnings turned errors.
+            name: "docs",
+            action: Action::Cargo(
+                Cargo::new(&["doc", "--no-deps"])
+                    .args(&workspace)
+                    .env("RUSTDOCFLAGS", "-D warnings"),
+            ),
         },
         Step {
             name: "tidy",
