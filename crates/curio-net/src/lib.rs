@@ -56,6 +56,7 @@ pub use resolve::{getaddrinfo, gethostname, getnameinfo};
 pub use server::{
     ClientOutcome, Listener, ServerOptions, run_server, run_server_with, tcp_server, unix_server,
 };
+pub use socket::AcceptStream;
 pub use stream::{IncompleteRead, Lines, SocketStream};
 pub use tcp::{Incoming, TcpListener, TcpStream, tcp_server_socket};
 pub use udp::UdpSocket;

@@ -121,6 +121,43 @@ impl<T: AsFd> AsFd for Socket<T> {
     }
 }
 
+/// An accept loop as a `Stream`: each item is one `accept`, tried first and waited for on
+/// `EAGAIN`, like every other operation. Named by [`crate::Incoming`] and [`crate::UnixIncoming`].
+#[must_use = "streams do nothing unless polled"]
+pub struct AcceptStream<'a, T: AsFd, R> {
+    pub(crate) io: &'a Async<T>,
+    pub(crate) token: u64,
+    pub(crate) accept: fn(&T) -> io::Result<R>,
+}
+
+impl<T: AsFd, R> std::fmt::Debug for AcceptStream<'_, T, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcceptStream").finish()
+    }
+}
+
+impl<T: AsFd, R> Unpin for AcceptStream<'_, T, R> {}
+
+impl<T: AsFd, R> futures_core::Stream for AcceptStream<'_, T, R> {
+    type Item = io::Result<R>;
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<R>>> {
+        let this = self.get_mut();
+        let mut accept = this.accept;
+        this.io
+            .poll_op(Direction::Read, &mut this.token, cx, &mut accept)
+            .map(Some)
+    }
+}
+
+impl<T: AsFd, R> Drop for AcceptStream<'_, T, R> {
+    fn drop(&mut self) {
+        self.io.release(Direction::Read, &mut self.token);
+    }
+}
+
 /// The methods and trait impls that TCP and Unix streams share, written once.
 macro_rules! stream_socket {
     ($ty:ident, $std:ty) => {
@@ -241,7 +278,17 @@ macro_rules! stream_socket {
             }
         }
 
-        impl futures_io::AsyncRead for $ty {
+        $crate::socket::async_io_impls!($ty);
+        $crate::socket::async_io_impls!(&$ty);
+    };
+}
+
+pub(crate) use stream_socket;
+
+/// `AsyncRead` and `AsyncWrite` for a stream type, or for a shared reference to one.
+macro_rules! async_io_impls {
+    ($t:ty) => {
+        impl futures_io::AsyncRead for $t {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
@@ -251,17 +298,7 @@ macro_rules! stream_socket {
             }
         }
 
-        impl futures_io::AsyncRead for &$ty {
-            fn poll_read(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                self.s.poll_read(cx, buf)
-            }
-        }
-
-        impl futures_io::AsyncWrite for $ty {
+        impl futures_io::AsyncWrite for $t {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
@@ -279,32 +316,10 @@ macro_rules! stream_socket {
                 self: std::pin::Pin<&mut Self>,
                 _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
-            }
-        }
-
-        impl futures_io::AsyncWrite for &$ty {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                self.s.poll_write(cx, buf)
-            }
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
-            }
-            fn poll_close(
-                self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+                std::task::Poll::Ready(self.s.get_ref().shutdown(std::net::Shutdown::Write))
             }
         }
     };
 }
 
-pub(crate) use stream_socket;
+pub(crate) use async_io_impls;

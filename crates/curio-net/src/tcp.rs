@@ -4,13 +4,11 @@ use std::fmt;
 use std::io;
 use std::net::{self, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use curio_reactor::{Async, Direction};
+use curio_reactor::Async;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
-use crate::socket::{Socket, new_socket, stream_socket};
+use crate::socket::{AcceptStream, Socket, new_socket, stream_socket};
 
 fn family(addr: &SocketAddr) -> AddressFamily {
     match addr {
@@ -157,9 +155,10 @@ impl TcpListener {
 
     /// The accepted connections as a `Stream` (Curio's `async for client in sock`).
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming {
-            listener: self,
+        AcceptStream {
+            io: &self.io,
             token: 0,
+            accept: |l| TcpListener::accept_once(l).and_then(TcpListener::finish_accept),
         }
     }
 }
@@ -171,39 +170,7 @@ impl AsFd for TcpListener {
 }
 
 /// The `Stream` of [`TcpListener::incoming`].
-#[must_use = "streams do nothing unless polled"]
-pub struct Incoming<'a> {
-    listener: &'a TcpListener,
-    token: u64,
-}
-
-impl fmt::Debug for Incoming<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Incoming").finish()
-    }
-}
-
-impl futures_core::Stream for Incoming<'_> {
-    type Item = io::Result<(TcpStream, SocketAddr)>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        this.listener
-            .io
-            .poll_op(
-                Direction::Read,
-                &mut this.token,
-                cx,
-                &mut TcpListener::accept_once,
-            )
-            .map(|r| Some(r.and_then(TcpListener::finish_accept)))
-    }
-}
-
-impl Drop for Incoming<'_> {
-    fn drop(&mut self) {
-        self.listener.io.release(Direction::Read, &mut self.token);
-    }
-}
+pub type Incoming<'a> = AcceptStream<'a, net::TcpListener, (TcpStream, SocketAddr)>;
 
 /// A TCP connection.
 ///

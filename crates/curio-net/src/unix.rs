@@ -5,14 +5,12 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use curio_reactor::{Async, Direction};
+use curio_reactor::Async;
 
 use std::time::Duration;
 
-use crate::socket::{Socket, new_socket, stream_socket};
+use crate::socket::{AcceptStream, Socket, new_socket, stream_socket};
 
 /// A Unix-domain socket listening for connections.
 pub struct UnixListener {
@@ -82,9 +80,10 @@ impl UnixListener {
 
     /// The accepted connections as a `Stream`.
     pub fn incoming(&self) -> UnixIncoming<'_> {
-        UnixIncoming {
-            listener: self,
+        AcceptStream {
+            io: &self.io,
             token: 0,
+            accept: UnixListener::accept_once,
         }
     }
 }
@@ -96,39 +95,7 @@ impl AsFd for UnixListener {
 }
 
 /// The `Stream` of [`UnixListener::incoming`].
-#[must_use = "streams do nothing unless polled"]
-pub struct UnixIncoming<'a> {
-    listener: &'a UnixListener,
-    token: u64,
-}
-
-impl fmt::Debug for UnixIncoming<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixIncoming").finish()
-    }
-}
-
-impl futures_core::Stream for UnixIncoming<'_> {
-    type Item = io::Result<(UnixStream, SocketAddr)>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        this.listener
-            .io
-            .poll_op(
-                Direction::Read,
-                &mut this.token,
-                cx,
-                &mut UnixListener::accept_once,
-            )
-            .map(Some)
-    }
-}
-
-impl Drop for UnixIncoming<'_> {
-    fn drop(&mut self) {
-        self.listener.io.release(Direction::Read, &mut self.token);
-    }
-}
+pub type UnixIncoming<'a> = AcceptStream<'a, net::UnixListener, (UnixStream, SocketAddr)>;
 
 /// A Unix-domain stream connection.
 pub struct UnixStream {
