@@ -109,3 +109,8 @@ pub mod rt {
     };
     pub use curio_reactor::{Async, Direction, Notifier, Park, PollOutcome, Reactor};
 }
+
+// The README's examples are compiled and run as doc tests, so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

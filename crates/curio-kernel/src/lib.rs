@@ -62,3 +62,8 @@ pub use crate::timeout::{
     timeout_at,
 };
 pub use curio_time::{advance, clock, sleep, sleep_until, yield_now};
+
+// The README's examples are compiled and run as doc tests, so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

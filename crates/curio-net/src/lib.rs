@@ -61,3 +61,8 @@ pub use stream::{IncompleteRead, Lines, SocketStream};
 pub use tcp::{Incoming, TcpListener, TcpStream, tcp_server_socket};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
+
+// The README's examples are compiled and run as doc tests, so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

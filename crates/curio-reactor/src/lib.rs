@@ -808,3 +808,8 @@ pub fn block_on_ready<F: Future>(fut: F) -> Option<F::Output> {
         Poll::Pending => None,
     }
 }
+
+// The README's examples are compiled and run as doc tests, so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -68,3 +68,8 @@ pub use queue::{
 };
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphorePermit};
 pub use universal::{UniversalEvent, UniversalPromise, UniversalQueue};
+
+// The README's examples are compiled and run as doc tests, so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

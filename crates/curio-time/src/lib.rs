@@ -605,3 +605,8 @@ mod tests {
         assert!(clock() >= a);
     }
 }
+
+// The README's examples are compiled and run as doc tests, so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -384,3 +384,8 @@ impl<R> Drop for RunInThread<R> {
         lock(&self.state.waker).take();
     }
 }
+
+// The README's examples are compiled and run as doc tests, so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
