@@ -7,11 +7,7 @@ use std::time::Duration;
 use curio::{GroupError, TaskGroup, TaskRef, Wait, sleep, spawn, timeout_after};
 use futures_core::Stream;
 
-use crate::{Log, vrun};
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
+use crate::{Log, secs, vrun};
 
 async fn add(x: i32, y: i32) -> i32 {
     x + y

@@ -15,6 +15,7 @@ mod sync;
 mod workers;
 
 use std::future::Future;
+use std::time::Duration;
 
 /// Runs `fut` on a fresh kernel with a virtual clock, so timer tests take no wall time.
 pub(crate) fn vrun<F: Future>(fut: F) -> F::Output {
@@ -36,5 +37,26 @@ impl Log {
     /// Takes the events logged so far.
     pub(crate) fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.borrow_mut())
+    }
+}
+
+/// `s` seconds (Curio's tests count in fractional seconds).
+pub(crate) fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// `n` milliseconds.
+pub(crate) fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The longest any cross-thread wait may take before a test fails instead of hanging.
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
+
+/// Awaits `fut` for at most [`LIMIT`] of the kernel's clock.
+pub(crate) async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
+    match curio::timeout_after(LIMIT, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: no progress in {LIMIT:?}"),
     }
 }

@@ -19,26 +19,7 @@ use curio::queue::{Empty, Full, LifoQueue, PriorityQueue, Queue, SyncError, Univ
 use curio::sync::{Event, UniversalEvent};
 use curio::{TaskTimeout, sleep, spawn, timeout_after, yield_now};
 
-use crate::{Log, vrun};
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// The longest any cross-thread wait may take before the test fails.
-const LIMIT: Duration = Duration::from_secs(20);
-
-/// Awaits `fut` for at most [`LIMIT`] of the kernel's clock.
-async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
-    match timeout_after(LIMIT, fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("{what}: no progress in {LIMIT:?}"),
-    }
-}
+use crate::{LIMIT, Log, bounded, ms, secs, vrun};
 
 /// Polls `fut` once with a no-op waker (no kernel needed for the kernel-local queues).
 fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {

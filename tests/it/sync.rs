@@ -22,27 +22,7 @@ use curio::sync::{
 };
 use curio::{queue::Queue, sleep, spawn, timeout_after, yield_now};
 
-use crate::{Log, vrun};
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// The longest any cross-thread wait may take before the test fails (instead of hanging).
-const LIMIT: Duration = Duration::from_secs(20);
-
-/// Awaits `fut` for at most [`LIMIT`] of the kernel's clock. (A `Task::join` is never put in
-/// here: `wait` first, then `join`.)
-async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
-    match timeout_after(LIMIT, fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("{what}: no progress in {LIMIT:?}"),
-    }
-}
+use crate::{LIMIT, Log, bounded, ms, secs, vrun};
 
 /// Logs its message if dropped while armed: Curio's `except CancelledError: results.append(msg)`.
 struct OnCancel(Option<(Log, &'static str)>);
