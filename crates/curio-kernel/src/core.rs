@@ -223,7 +223,7 @@ impl Core {
 
     pub(crate) fn register(&self, h: &Rc<Header>) {
         let mut t = self.tasks.borrow_mut();
-        let slot = match t.free.pop() {
+        let slot: usize = match t.free.pop() {
             Some(s) => {
                 t.slots[s] = Some(h.clone());
                 s
@@ -234,14 +234,16 @@ impl Core {
             }
         };
         t.live += 1;
-        h.slot.set(slot);
+        h.slot
+            .set(u32::try_from(slot).expect("fewer than 2^32 live tasks"));
     }
 
     pub(crate) fn unregister(&self, h: &Header) {
-        let slot = h.slot.replace(usize::MAX);
-        if slot == usize::MAX {
+        let slot = h.slot.replace(u32::MAX);
+        if slot == u32::MAX {
             return;
         }
+        let slot = slot as usize;
         let removed = {
             let mut t = self.tasks.borrow_mut();
             let removed = t.slots[slot].take();

@@ -158,7 +158,7 @@ impl Kernel {
         core.run_counter.set(run);
         let h = Header::new(
             &core,
-            Name::Given("main".into()),
+            Name::Static("main"),
             false,
             std::panic::Location::caller(),
         );

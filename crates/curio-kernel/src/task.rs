@@ -62,13 +62,17 @@ impl State {
 pub(crate) enum Name {
     /// The type name of the spawned future, trimmed when shown.
     Type(&'static str),
-    Given(Cow<'static, str>),
+    /// A name given as a `&'static str`.
+    Static(&'static str),
+    /// A name given as a `String`.
+    Owned(Box<str>),
 }
 
 impl Name {
     fn as_str(&self) -> &str {
         match self {
-            Name::Given(s) => s,
+            Name::Static(s) => s,
+            Name::Owned(s) => s,
             Name::Type(t) => {
                 let mut t = *t;
                 while let Some(s) = t.strip_suffix("::{{closure}}") {
@@ -89,7 +93,7 @@ pub(crate) struct Extras {
     pub(crate) cancel_waiters: Vec<Waker>,
     /// Armed timeout scopes: their numbers, deadlines, and whether they wait for an older
     /// expired scope to report first (the outermost expired scope reports).
-    pub(crate) scopes: Vec<(u64, std::time::Instant, bool)>,
+    pub(crate) scopes: Vec<(u32, std::time::Instant, bool)>,
     /// Task groups this task owns, oldest first.
     pub(crate) groups: Vec<Weak<dyn GroupLink>>,
     /// The group this task is a member of.
@@ -101,7 +105,8 @@ pub(crate) struct Extras {
 /// What the kernel and every handle share about one task.
 pub(crate) struct Header {
     pub(crate) id: TaskId,
-    pub(crate) parent: Option<TaskId>,
+    /// The parent's id, 0 for none (ids start at 1): half the size of an `Option`.
+    parent: u64,
     pub(crate) name: Name,
     pub(crate) daemon: bool,
     pub(crate) location: &'static Location<'static>,
@@ -110,12 +115,12 @@ pub(crate) struct Header {
     pub(crate) cancelled: Cell<bool>,
     pub(crate) shield: Cell<u32>,
     pub(crate) waker: RefCell<Option<Waker>>,
-    pub(crate) slot: Cell<usize>,
-    pub(crate) cycles: Cell<u64>,
+    pub(crate) slot: Cell<u32>,
+    pub(crate) cycles: Cell<u32>,
     /// Timeout scopes created by this task so far (each takes the next number).
-    pub(crate) timeout_seq: Cell<u64>,
+    pub(crate) timeout_seq: Cell<u32>,
     /// `timeout_seq` when cancellation was requested: scopes numbered below it are disarmed.
-    pub(crate) cancel_seq: Cell<u64>,
+    pub(crate) cancel_seq: Cell<u32>,
     /// Timeout scopes that expired while a shield inside them was active.
     pub(crate) timed_out: Cell<u32>,
     /// What most tasks never need, allocated on first use, so an idle task stays small.
@@ -134,7 +139,7 @@ impl Header {
                 // A child starts with a clone of its parent's task-local values (Curio's
                 // inheritance).
                 Some(p) => (
-                    Some(p.id),
+                    p.id.0,
                     p.with_ext(|e| {
                         e.locals
                             .iter()
@@ -143,7 +148,7 @@ impl Header {
                     })
                     .unwrap_or_default(),
                 ),
-                None => (None, Vec::new()),
+                None => (0, Vec::new()),
             };
         let ext = (!locals.is_empty()).then(|| {
             Box::new(Extras {
@@ -162,7 +167,7 @@ impl Header {
             cancelled: Cell::new(false),
             shield: Cell::new(0),
             waker: RefCell::new(None),
-            slot: Cell::new(usize::MAX),
+            slot: Cell::new(u32::MAX),
             cycles: Cell::new(0),
             timeout_seq: Cell::new(0),
             cancel_seq: Cell::new(0),
@@ -189,6 +194,11 @@ impl Header {
             .borrow_mut()
             .as_mut()
             .and_then(|e| e.member_of.take())
+    }
+
+    /// The parent's id.
+    pub(crate) fn parent_id(&self) -> Option<TaskId> {
+        (self.parent != 0).then_some(TaskId(self.parent))
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -313,7 +323,7 @@ pub(crate) fn poll_task<F: Future>(
     }
     let prev = core.current.borrow_mut().replace(h.clone());
     let _guard = CurrentGuard { core, prev };
-    h.cycles.set(h.cycles.get() + 1);
+    h.cycles.set(h.cycles.get().wrapping_add(1));
     curio_reactor::reset_budget();
     let due = |h: &Header| h.cancel_due();
     if !due(h) {
@@ -462,7 +472,8 @@ impl Builder {
         with_core(|core| {
             let core = core.expect("curio::spawn called outside a curio kernel");
             let name = match self.name {
-                Some(n) => Name::Given(n),
+                Some(Cow::Borrowed(n)) => Name::Static(n),
+                Some(Cow::Owned(n)) => Name::Owned(n.into_boxed_str()),
                 None => Name::Type(std::any::type_name::<F>()),
             };
             let h = Header::new(core, name, self.daemon, location);
@@ -535,7 +546,7 @@ impl<T> Task<T> {
 
     /// The id of the task that spawned it (`None` for a kernel's main task or a remote spawn).
     pub fn parent_id(&self) -> Option<TaskId> {
-        self.header.parent
+        self.header.parent_id()
     }
 
     /// A cloneable reference to the task.
@@ -683,7 +694,7 @@ impl TaskRef {
 
     /// The id of the task that spawned it.
     pub fn parent_id(&self) -> Option<TaskId> {
-        self.header.parent
+        self.header.parent_id()
     }
 
     /// Whether the task is a daemon.
@@ -703,7 +714,7 @@ impl TaskRef {
 
     /// How many turns the task has had.
     pub fn cycles(&self) -> u64 {
-        self.header.cycles.get()
+        u64::from(self.header.cycles.get())
     }
 
     /// Where the task was spawned.

@@ -46,7 +46,7 @@ struct Scope {
     /// The task's shield depth outside this scope.
     depth: u32,
     /// This scope's number among the task's timeout scopes.
-    seq: u64,
+    seq: u32,
     key: Option<TimerKey>,
     deadline: Option<Instant>,
     /// Counted in the task's `timed_out` (expired while a shield inside was active).
