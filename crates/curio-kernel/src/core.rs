@@ -70,8 +70,8 @@ pub(crate) enum Entry {
 
 /// Work handed to the kernel by other threads.
 pub(crate) enum Remote {
-    Task(Runnable),
-    Main(u64),
+    /// A wake from another thread: the entry joins the ready queue.
+    Ready(Entry),
     Call(Box<dyn FnOnce() + Send>),
 }
 
@@ -99,22 +99,27 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The schedule function of every task: a wake on the kernel's own thread pushes to the local
-    /// ready queue; any other wake goes through the remote queue and the reactor's notifier.
-    pub(crate) fn schedule(self: &Arc<Shared>, r: Runnable) {
-        let mut r = Some(r);
+    /// The schedule function of every task.
+    pub(crate) fn schedule(&self, r: Runnable) {
+        self.wake(Entry::Task(r));
+    }
+
+    /// Queues `entry` to run: a wake on the kernel's own thread pushes to the local ready queue;
+    /// any other wake goes through the remote queue and the reactor's notifier.
+    pub(crate) fn wake(&self, entry: Entry) {
+        let mut entry = Some(entry);
         // If thread-local storage is being torn down, only the remote path is left.
         let _ = CURRENT.try_with(|c| {
             if let Ok(c) = c.try_borrow()
                 && let Some(core) = c.as_deref()
                 && core.shared.id == self.id
-                && let Some(r) = r.take()
+                && let Some(e) = entry.take()
             {
-                core.ready.borrow_mut().push_back(Entry::Task(r));
+                core.ready.borrow_mut().push_back(e);
             }
         });
-        if let Some(r) = r {
-            self.push_remote(Remote::Task(r));
+        if let Some(e) = entry {
+            self.push_remote(Remote::Ready(e));
         }
     }
 
@@ -139,23 +144,8 @@ impl Wake for MainWake {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.queued.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let local = CURRENT
-            .try_with(|c| {
-                if let Ok(c) = c.try_borrow()
-                    && let Some(core) = c.as_deref()
-                    && core.shared.id == self.shared.id
-                {
-                    core.ready.borrow_mut().push_back(Entry::Main(self.run));
-                    return true;
-                }
-                false
-            })
-            .unwrap_or(false);
-        if !local {
-            self.shared.push_remote(Remote::Main(self.run));
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            self.shared.wake(Entry::Main(self.run));
         }
     }
 }
@@ -263,8 +253,7 @@ impl Core {
         }
         while let Ok(item) = self.shared.remote.pop() {
             match item {
-                Remote::Task(r) => self.ready.borrow_mut().push_back(Entry::Task(r)),
-                Remote::Main(run) => self.ready.borrow_mut().push_back(Entry::Main(run)),
+                Remote::Ready(e) => self.ready.borrow_mut().push_back(e),
                 Remote::Call(f) => f(),
             }
         }

@@ -394,7 +394,6 @@ impl KernelHandle {
         // first), the guard reports the task as cancelled, so no waiter hangs.
         let guard = DeliverOnDrop {
             slot: slot.clone(),
-            id: None,
             delivered: false,
         };
         let call: Box<dyn FnOnce() + Send> = Box::new(move || {
@@ -511,8 +510,14 @@ impl<T> RemoteSlot<T> {
 
 struct DeliverOnDrop<T> {
     slot: Arc<RemoteSlot<T>>,
-    id: Option<TaskId>,
     delivered: bool,
+}
+
+impl<T> DeliverOnDrop<T> {
+    /// The task's id, once the kernel has spawned it (0 before).
+    fn id(&self) -> TaskId {
+        lock(&self.slot.state).id.unwrap_or(TaskId(0))
+    }
 }
 
 impl<T> Drop for DeliverOnDrop<T> {
@@ -521,7 +526,7 @@ impl<T> Drop for DeliverOnDrop<T> {
             return;
         }
         // Reached without a result only when the task's future was dropped: a cancellation.
-        let id = self.id.unwrap_or(TaskId(0));
+        let id = self.id();
         self.slot
             .deliver(Err(TaskError::cancelled(id, "remote".into())));
     }
@@ -538,18 +543,14 @@ impl<F: Future> Future for RemoteFuture<F> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        if let Some(g) = &mut this.guard
-            && g.id.is_none()
-        {
-            g.id = crate::task::try_current_task().map(|t| t.id());
-        }
+        // The task's own panic handling would keep the payload from the remote waiter.
         let res =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.fut.as_mut().poll(cx)));
         let out = match res {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(v)) => Ok(v),
             Err(payload) => {
-                let id = this.guard.as_ref().and_then(|g| g.id).unwrap_or(TaskId(0));
+                let id = this.guard.as_ref().map_or(TaskId(0), DeliverOnDrop::id);
                 eprintln!("curio: remote task {id} panicked");
                 Err(TaskError::panicked(id, "remote".into(), payload))
             }

@@ -112,7 +112,6 @@ pub(crate) struct Header {
     pub(crate) location: &'static Location<'static>,
     pub(crate) state: Cell<State>,
     pub(crate) cancel_requested: Cell<bool>,
-    pub(crate) cancelled: Cell<bool>,
     pub(crate) shield: Cell<u32>,
     pub(crate) waker: RefCell<Option<Waker>>,
     pub(crate) slot: Cell<u32>,
@@ -164,7 +163,6 @@ impl Header {
             location,
             state: Cell::new(State::Initial),
             cancel_requested: Cell::new(false),
-            cancelled: Cell::new(false),
             shield: Cell::new(0),
             waker: RefCell::new(None),
             slot: Cell::new(u32::MAX),
@@ -305,12 +303,22 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
     }
 }
 
-/// Polls one task turn: drops the future instead of polling it when a cancellation is due,
-/// contains panics, and marks the task terminated when it finishes either way.
+/// The header of the running task.
 pub(crate) fn current_header() -> Option<Rc<Header>> {
     with_core(|c| c.and_then(|c| c.current.borrow().clone()))
 }
 
+/// Marks a task suspended, keeping its waker from the first suspension on (for cancel requests;
+/// a task that finishes in its first turn never needs it).
+fn suspend(h: &Header, cx: &Context<'_>) {
+    if h.waker.borrow().is_none() {
+        *h.waker.borrow_mut() = Some(cx.waker().clone());
+    }
+    h.state.set(State::Suspended);
+}
+
+/// Polls one task turn: drops the future instead of polling it when a cancellation is due,
+/// contains panics, and marks the task terminated when it finishes either way.
 pub(crate) fn poll_task<F: Future>(
     core: &Core,
     h: &Rc<Header>,
@@ -325,8 +333,7 @@ pub(crate) fn poll_task<F: Future>(
     let _guard = CurrentGuard { core, prev };
     h.cycles.set(h.cycles.get().wrapping_add(1));
     curio_reactor::reset_budget();
-    let due = |h: &Header| h.cancel_due();
-    if !due(h) {
+    if !h.cancel_due() {
         h.state.set(State::Running);
         let res = catch_unwind(AssertUnwindSafe(|| match slot.as_mut().as_pin_mut() {
             Some(f) => f.poll(cx),
@@ -339,13 +346,8 @@ pub(crate) fn poll_task<F: Future>(
                 return Poll::Ready(Ok(v));
             }
             Ok(Poll::Pending) => {
-                if !due(h) {
-                    // The waker is kept from the first suspension on, for cancel requests; a
-                    // task that finishes in its first turn never needs it.
-                    if h.waker.borrow().is_none() {
-                        *h.waker.borrow_mut() = Some(cx.waker().clone());
-                    }
-                    h.state.set(State::Suspended);
+                if !h.cancel_due() {
+                    suspend(h, cx);
                     return Poll::Pending;
                 }
             }
@@ -366,15 +368,11 @@ pub(crate) fn poll_task<F: Future>(
     // are cancelled and waited for (the last one to finish wakes this task) before the owner's
     // future is dropped.
     if h.cascade() {
-        if h.waker.borrow().is_none() {
-            *h.waker.borrow_mut() = Some(cx.waker().clone());
-        }
-        h.state.set(State::Suspended);
+        suspend(h, cx);
         return Poll::Pending;
     }
     // Cancellation: the future is dropped here, in the task's own turn, with the task current.
     drop_future(h, slot.as_mut());
-    h.cancelled.set(true);
     h.terminate(core);
     Poll::Ready(Err(h.error(ErrorKind::Cancelled)))
 }
