@@ -200,13 +200,15 @@ where
         };
         // Reap the clients that have finished, so a long-running server does not keep them.
         while clients.try_next_done().is_some() {}
-        let name = format!("{peer:?}");
+        let builder = curio_kernel::Builder::new().name(format!("client {peer:?}"));
         let fut = handler(stream, peer);
-        let peer = name;
-        let builder = curio_kernel::Builder::new().name(format!("client {peer}"));
         let spawned = clients.spawn_with(builder, async move {
             if let Some(msg) = fut.await.failure() {
-                eprintln!("curio: client handler for {peer} failed: {msg}");
+                // The task's name says which client: `client <peer>`.
+                eprintln!(
+                    "curio: {} failed: {msg}",
+                    curio_kernel::current_task().name()
+                );
             }
         });
         if spawned.is_err() {

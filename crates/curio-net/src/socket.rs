@@ -20,7 +20,7 @@ pub(crate) fn new_socket(family: AddressFamily, kind: SocketType) -> io::Result<
     )?)
 }
 
-/// A registered socket with the operations of a connected stream or datagram socket.
+/// A registered stream socket with Curio's operations.
 ///
 /// `read_token` and `write_token` are the waiter slots of the poll-based `AsyncRead` and
 /// `AsyncWrite` impls, which have no future of their own to keep them in.
@@ -47,34 +47,36 @@ impl<T: AsFd> Socket<T> {
         self.io.into_inner()
     }
 
-    /// One `recv` into `buf`; clears read readiness after a short read of a stream socket.
-    fn recv_once(&self, s: &T, buf: &mut [u8], stream: bool) -> io::Result<usize> {
-        let len = buf.len();
-        let (_, n) = rustix::net::recv(s, buf, RecvFlags::empty())?;
-        if stream && n > 0 && n < len {
-            // A short read drained the socket: the next read waits for the next edge.
+    /// After a read of `n` of `wanted` bytes: a short read drained the stream, so the next
+    /// read waits for the next edge instead of making a syscall that would fail.
+    fn after_read(&self, n: usize, wanted: usize) {
+        if n > 0 && n < wanted {
             self.io.clear_ready(Direction::Read);
         }
+    }
+
+    /// One `recv` into `buf`.
+    fn recv_once(&self, s: &T, buf: &mut [u8]) -> io::Result<usize> {
+        let (_, n) = rustix::net::recv(s, &mut *buf, RecvFlags::empty())?;
+        self.after_read(n, buf.len());
         Ok(n)
     }
 
-    pub(crate) async fn recv(&self, max: usize, stream: bool) -> io::Result<Vec<u8>> {
+    pub(crate) async fn recv(&self, max: usize) -> io::Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(max);
         self.io
             .read_with(|s| {
                 buf.clear();
                 let (_, n) = rustix::net::recv(s, spare_capacity(&mut buf), RecvFlags::empty())?;
-                if stream && n > 0 && n < max {
-                    self.io.clear_ready(Direction::Read);
-                }
+                self.after_read(n, max);
                 Ok(())
             })
             .await?;
         Ok(buf)
     }
 
-    pub(crate) async fn recv_into(&self, buf: &mut [u8], stream: bool) -> io::Result<usize> {
-        self.io.read_with(|s| self.recv_once(s, buf, stream)).await
+    pub(crate) async fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read_with(|s| self.recv_once(s, buf)).await
     }
 
     pub(crate) async fn send(&self, data: &[u8]) -> io::Result<usize> {
@@ -99,7 +101,7 @@ impl<T: AsFd> Socket<T> {
     ) -> Poll<io::Result<usize>> {
         let mut token = self.read_token.get();
         let r = self.io.poll_op(Direction::Read, &mut token, cx, &mut |s| {
-            self.recv_once(s, buf, true)
+            self.recv_once(s, buf)
         });
         self.read_token.set(token);
         r
@@ -193,7 +195,7 @@ macro_rules! stream_socket {
             ///
             /// Cancel safe: bytes are taken from the socket only by the poll that returns them.
             pub async fn recv(&self, max: usize) -> std::io::Result<Vec<u8>> {
-                self.s.recv(max, true).await
+                self.s.recv(max).await
             }
 
             /// Receives into `buf` and returns the number of bytes read (0: the peer closed its
@@ -207,7 +209,7 @@ macro_rules! stream_socket {
             ///
             /// Cancel safe.
             pub async fn recv_into(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.s.recv_into(buf, true).await
+                self.s.recv_into(buf).await
             }
 
             /// Sends some of `data` and returns how much was sent.

@@ -138,7 +138,6 @@ struct Inner {
     selector: Selector,
     notified: AtomicBool,
     sources: Mutex<Slab>,
-    wake_buf: Mutex<Vec<Waker>>,
 }
 
 #[derive(Default)]
@@ -160,6 +159,9 @@ struct SourceState {
 pub struct Reactor {
     inner: Arc<Inner>,
     events: RefCell<EventBuf>,
+    /// Wakers collected during a poll, called once the source table is released; kept to reuse
+    /// its capacity. Only the owner's thread polls, so no lock is needed.
+    wake_buf: RefCell<Vec<Waker>>,
 }
 
 impl fmt::Debug for Reactor {
@@ -184,9 +186,9 @@ impl Reactor {
                 selector: Selector::new()?,
                 notified: AtomicBool::new(false),
                 sources: Mutex::new(Slab::default()),
-                wake_buf: Mutex::new(Vec::new()),
             }),
             events: RefCell::new(EventBuf::new()),
+            wake_buf: RefCell::new(Vec::new()),
         })
     }
 
@@ -218,7 +220,7 @@ impl Reactor {
     pub fn poll(&self, timeout: Option<Duration>) -> io::Result<PollOutcome> {
         let inner = &*self.inner;
         let mut out = PollOutcome::default();
-        let mut wakers = std::mem::take(&mut *lock(&inner.wake_buf));
+        let mut wakers = std::mem::take(&mut *self.wake_buf.borrow_mut());
         {
             let mut notify_seen = false;
             let sources = &inner.sources;
@@ -273,7 +275,7 @@ impl Reactor {
         for w in wakers.drain(..) {
             w.wake();
         }
-        *lock(&inner.wake_buf) = wakers;
+        *self.wake_buf.borrow_mut() = wakers;
         Ok(out)
     }
 }
