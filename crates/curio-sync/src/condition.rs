@@ -155,26 +155,12 @@ struct CondWait<'a> {
 impl Future for CondWait<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut w = self.cond.waiters.borrow_mut();
-        match self.key {
-            None => {
-                let k = w.push((), cx.waker().clone());
-                drop(w);
-                self.key = Some(k);
-                Poll::Pending
-            }
-            Some(k) => {
-                if w.get(k).is_some_and(|e| e.notified) {
-                    w.remove(k);
-                    drop(w);
-                    self.key = None;
-                    Poll::Ready(())
-                } else {
-                    w.set_waker(k, cx.waker());
-                    Poll::Pending
-                }
-            }
-        }
+        let this = &mut *self;
+        this.cond
+            .waiters
+            .borrow_mut()
+            .poll_wait(&mut this.key, cx, || ())
+            .map(drop)
     }
 }
 

@@ -94,25 +94,13 @@ pub struct EventWait<'a> {
 impl Future for EventWait<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = self.event.st.borrow_mut();
-        if let Some(k) = self.key {
-            // A waiter woken by `set` returns even if the event was cleared since.
-            if st.waiters.get(k).is_some_and(|e| e.notified) {
-                st.waiters.remove(k);
-                drop(st);
-                self.key = None;
-                return Poll::Ready(());
-            }
-            st.waiters.set_waker(k, cx.waker());
-            return Poll::Pending;
-        }
-        if st.set {
+        let this = &mut *self;
+        let mut st = this.event.st.borrow_mut();
+        if this.key.is_none() && st.set {
             return Poll::Ready(());
         }
-        let k = st.waiters.push((), cx.waker().clone());
-        drop(st);
-        self.key = Some(k);
-        Poll::Pending
+        // A waiter woken by `set` returns even if the event was cleared since.
+        st.waiters.poll_wait(&mut this.key, cx, || ()).map(drop)
     }
 }
 

@@ -73,30 +73,14 @@ pub(crate) struct Acquire<'a> {
 impl Future for Acquire<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = self.gate.st.borrow_mut();
-        match self.key {
-            Some(k) => {
-                if st.waiters.get(k).is_some_and(|e| e.notified) {
-                    // The permit was handed to us by a release.
-                    st.waiters.remove(k);
-                    drop(st);
-                    self.key = None;
-                    return Poll::Ready(());
-                }
-                st.waiters.set_waker(k, cx.waker());
-                Poll::Pending
-            }
-            None => {
-                if st.permits > 0 && st.waiters.waiting() == 0 {
-                    st.permits -= 1;
-                    return Poll::Ready(());
-                }
-                let k = st.waiters.push((), cx.waker().clone());
-                drop(st);
-                self.key = Some(k);
-                Poll::Pending
-            }
+        let this = &mut *self;
+        let mut st = this.gate.st.borrow_mut();
+        if this.key.is_none() && st.permits > 0 && st.waiters.waiting() == 0 {
+            st.permits -= 1;
+            return Poll::Ready(());
         }
+        // Notified means a release handed the permit to us.
+        st.waiters.poll_wait(&mut this.key, cx, || ()).map(drop)
     }
 }
 

@@ -296,45 +296,32 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     ///
     /// Cancel safe.
     pub async fn join(&self) {
-        let mut key: Option<Key> = None;
-        let mut guard = JoinGuard { q: self, key: None };
-        std::future::poll_fn(|cx| {
-            let mut st = self.st.borrow_mut();
-            if let Some(k) = key
-                && st.joiners.get(k).is_some_and(|e| e.notified)
-            {
-                st.joiners.remove(k);
-                key = None;
-                guard.key = None;
-                return Poll::Ready(());
-            }
-            if st.unfinished == 0 {
-                if let Some(k) = key.take() {
-                    st.joiners.remove(k);
-                    guard.key = None;
-                }
-                return Poll::Ready(());
-            }
-            match key {
-                Some(k) => st.joiners.set_waker(k, cx.waker()),
-                None => {
-                    let k = st.joiners.push((), cx.waker().clone());
-                    key = Some(k);
-                    guard.key = Some(k);
-                }
-            }
-            Poll::Pending
-        })
-        .await
+        Join { q: self, key: None }.await
     }
 }
 
-struct JoinGuard<'a, T, S: Storage<T>> {
+/// The future of [`BaseQueue::join`].
+struct Join<'a, T, S: Storage<T>> {
     q: &'a BaseQueue<T, S>,
     key: Option<Key>,
 }
 
-impl<T, S: Storage<T>> Drop for JoinGuard<'_, T, S> {
+impl<T, S: Storage<T>> Future for Join<'_, T, S> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut st = this.q.st.borrow_mut();
+        if st.unfinished == 0 {
+            if let Some(k) = this.key.take() {
+                st.joiners.remove(k);
+            }
+            return Poll::Ready(());
+        }
+        st.joiners.poll_wait(&mut this.key, cx, || ()).map(drop)
+    }
+}
+
+impl<T, S: Storage<T>> Drop for Join<'_, T, S> {
     fn drop(&mut self) {
         if let Some(k) = self.key.take() {
             self.q.st.borrow_mut().joiners.remove(k);
@@ -380,34 +367,23 @@ impl<T, S: Storage<T>> Future for Put<'_, T, S> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if let Some(k) = this.key {
-            let mut st = this.q.st.borrow_mut();
-            if st.putters.get(k).is_some_and(|e| e.notified) {
-                // A get moved our item into the queue.
-                st.putters.remove(k);
-                drop(st);
-                this.key = None;
+        if this.key.is_none() {
+            let Some(item) = this.item.take() else {
                 return Poll::Ready(());
-            }
-            st.putters.set_waker(k, cx.waker());
-            return Poll::Pending;
-        }
-        let Some(item) = this.item.take() else {
-            return Poll::Ready(());
-        };
-        match this.q.try_put(item) {
-            Ok(()) => Poll::Ready(()),
-            Err(Full(item)) => {
-                let k = this
-                    .q
-                    .st
-                    .borrow_mut()
-                    .putters
-                    .push(Some(item), cx.waker().clone());
-                this.key = Some(k);
-                Poll::Pending
+            };
+            match this.q.try_put(item) {
+                Ok(()) => return Poll::Ready(()),
+                Err(Full(item)) => this.item = Some(item),
             }
         }
+        // The waiting putter holds its item; notified means a get moved it into the queue.
+        let item = &mut this.item;
+        this.q
+            .st
+            .borrow_mut()
+            .putters
+            .poll_wait(&mut this.key, cx, || item.take())
+            .map(drop)
     }
 }
 
@@ -439,32 +415,25 @@ impl<T, S: Storage<T>> fmt::Debug for Get<'_, T, S> {
 impl<T, S: Storage<T>> Future for Get<'_, T, S> {
     type Output = T;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let q = self.q;
-        let mut st = q.st.borrow_mut();
-        if let Some(k) = self.key {
-            if st.getters.get(k).is_some_and(|e| e.notified) {
-                let e = st.getters.remove(k).expect("present");
-                st.handed -= 1;
-                // Taking it frees a place: a waiting putter may come in.
-                admit_putter(&mut st);
-                drop(st);
-                self.key = None;
-                return Poll::Ready(e.data.expect("a notified getter holds its item"));
-            }
-            st.getters.set_waker(k, cx.waker());
-            return Poll::Pending;
-        }
-        let st2 = &mut *st;
-        if st2.getters.waiting() == 0
-            && let Some(item) = st2.items.pop()
+        let this = &mut *self;
+        let mut st = this.q.st.borrow_mut();
+        let st = &mut *st;
+        if this.key.is_none()
+            && st.getters.waiting() == 0
+            && let Some(item) = st.items.pop()
         {
-            admit_putter(st2);
+            admit_putter(st);
             return Poll::Ready(item);
         }
-        let k = st.getters.push(None, cx.waker().clone());
-        drop(st);
-        self.key = Some(k);
-        Poll::Pending
+        match st.getters.poll_wait(&mut this.key, cx, || None) {
+            Poll::Ready(e) => {
+                st.handed -= 1;
+                // Taking the handed item frees a place: a waiting putter may come in.
+                admit_putter(st);
+                Poll::Ready(e.data.expect("a notified getter holds its item"))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! front (Curio's `SchedFIFO` tombstones) and swept when stale records outnumber live ones.
 
 use std::collections::VecDeque;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
 /// Names one waiter; stale keys are harmless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,31 @@ impl<S> WaitList<S> {
             match &mut e.waker {
                 Some(w) if w.will_wake(waker) => {}
                 w => *w = Some(waker.clone()),
+            }
+        }
+    }
+
+    /// Polls the waiter in `key`: registers one holding `data()` if there is none (`Pending`),
+    /// refreshes its waker while it waits (`Pending`), and once it is notified removes it, clears
+    /// `key` and returns its entry (`Ready`). Every waiting future of the crate goes through it.
+    pub(crate) fn poll_wait(
+        &mut self,
+        key: &mut Option<Key>,
+        cx: &Context<'_>,
+        data: impl FnOnce() -> S,
+    ) -> Poll<Entry<S>> {
+        match *key {
+            None => {
+                *key = Some(self.push(data(), cx.waker().clone()));
+                Poll::Pending
+            }
+            Some(k) if self.get(k).is_some_and(|e| e.notified) => {
+                *key = None;
+                Poll::Ready(self.remove(k).expect("a notified waiter is in the list"))
+            }
+            Some(k) => {
+                self.set_waker(k, cx.waker());
+                Poll::Pending
             }
         }
     }
