@@ -48,25 +48,29 @@ struct State {
     idle: usize,
     shutdown: bool,
     next_id: usize,
-    handles: Vec<(usize, JoinHandle<()>)>,
-    /// Ids of threads waiting for work (joinable at shutdown).
-    idle_ids: Vec<usize>,
-    /// Each thread's "my job has delivered its result" flag: such a thread is about to go idle,
-    /// so shutdown joins it instead of detaching it as a zombie.
-    finishing: Vec<(usize, Arc<AtomicBool>)>,
+    workers: Vec<Worker>,
+}
+
+/// A pool thread, as shutdown sees it.
+struct Worker {
+    id: usize,
+    handle: JoinHandle<()>,
+    /// Inside a job that has not delivered its result yet: if its caller is gone, the thread is
+    /// a zombie and shutdown detaches it; otherwise (idle, or finishing) shutdown joins it.
+    busy: Arc<AtomicBool>,
 }
 
 thread_local! {
-    static FINISHING: std::cell::RefCell<Option<Arc<AtomicBool>>> =
+    static BUSY: std::cell::RefCell<Option<Arc<AtomicBool>>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// Tells the pool that the job running on this thread has delivered its result (or will never
 /// deliver one): the thread is no zombie, and shutdown may wait for it.
 fn mark_finishing() {
-    FINISHING.with(|f| {
+    BUSY.with(|f| {
         if let Some(f) = &*f.borrow() {
-            f.store(true, Ordering::Release);
+            f.store(false, Ordering::Release);
         }
     });
 }
@@ -110,9 +114,7 @@ impl ThreadPool {
                     idle: 0,
                     shutdown: false,
                     next_id: 0,
-                    handles: Vec::new(),
-                    idle_ids: Vec::new(),
-                    finishing: Vec::new(),
+                    workers: Vec::new(),
                 }),
                 cond: Condvar::new(),
                 max: max.max(1),
@@ -168,16 +170,15 @@ impl ThreadPool {
             let id = st.next_id;
             st.next_id += 1;
             let shared = self.shared.clone();
-            let flag = Arc::new(AtomicBool::new(false));
-            let f2 = flag.clone();
+            let busy = Arc::new(AtomicBool::new(false));
+            let b2 = busy.clone();
             match std::thread::Builder::new()
                 .name("curio-worker".into())
-                .spawn(move || worker(shared, id, f2))
+                .spawn(move || worker(shared, id, b2))
             {
-                Ok(h) => {
+                Ok(handle) => {
                     st.threads += 1;
-                    st.handles.push((id, h));
-                    st.finishing.push((id, flag));
+                    st.workers.push(Worker { id, handle, busy });
                 }
                 Err(e) if st.threads == 0 => {
                     st.jobs.pop_back();
@@ -191,15 +192,16 @@ impl ThreadPool {
     }
 }
 
-fn worker(shared: Arc<PoolShared>, id: usize, finishing: Arc<AtomicBool>) {
-    FINISHING.with(|f| *f.borrow_mut() = Some(finishing.clone()));
+fn worker(shared: Arc<PoolShared>, id: usize, busy: Arc<AtomicBool>) {
+    BUSY.with(|f| *f.borrow_mut() = Some(busy.clone()));
     let mut st = lock(&shared.state);
     loop {
         if let Some(job) = st.jobs.pop_front() {
-            finishing.store(false, Ordering::Release);
+            // Set under the lock, so shutdown sees either an idle thread or a busy one.
+            busy.store(true, Ordering::Release);
             drop(st);
             job();
-            finishing.store(true, Ordering::Release);
+            busy.store(false, Ordering::Release);
             st = lock(&shared.state);
             continue;
         }
@@ -207,25 +209,22 @@ fn worker(shared: Arc<PoolShared>, id: usize, finishing: Arc<AtomicBool>) {
             break;
         }
         st.idle += 1;
-        st.idle_ids.push(id);
         let (guard, res) = shared
             .cond
             .wait_timeout(st, shared.idle_timeout)
             .unwrap_or_else(|e| e.into_inner());
         st = guard;
         st.idle -= 1;
-        st.idle_ids.retain(|&i| i != id);
         if res.timed_out() && st.jobs.is_empty() {
             break;
         }
     }
     st.threads -= 1;
-    st.finishing.retain(|(i, _)| *i != id);
     // An exiting thread detaches itself, unless shutdown is about to join it.
     if !st.shutdown
-        && let Some(pos) = st.handles.iter().position(|(i, _)| *i == id)
+        && let Some(pos) = st.workers.iter().position(|w| w.id == id)
     {
-        drop(st.handles.swap_remove(pos));
+        drop(st.workers.swap_remove(pos));
     }
 }
 
@@ -236,22 +235,12 @@ impl Drop for ThreadPool {
             st.shutdown = true;
             // Queued jobs belong to calls whose tasks are gone: drop them unrun.
             st.jobs.clear();
-            let mut ids = st.idle_ids.clone();
-            ids.extend(
-                st.finishing
-                    .iter()
-                    .filter(|(_, f)| f.load(Ordering::Acquire))
-                    .map(|(i, _)| *i),
-            );
-            let mut joinable = Vec::new();
-            let handles = std::mem::take(&mut st.handles);
-            for (i, h) in handles {
-                if ids.contains(&i) {
-                    joinable.push(h);
-                }
-                // Threads still inside an abandoned call are detached: they exit when it returns.
-            }
-            joinable
+            // Threads still inside an abandoned call are detached: they exit when it returns.
+            std::mem::take(&mut st.workers)
+                .into_iter()
+                .filter(|w| !w.busy.load(Ordering::Acquire))
+                .map(|w| w.handle)
+                .collect()
         };
         self.shared.cond.notify_all();
         for h in idle {
