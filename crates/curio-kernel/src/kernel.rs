@@ -376,6 +376,11 @@ impl KernelHandle {
     /// Spawns a `Send` future on the kernel from any thread. It starts at the kernel's next cycle.
     ///
     /// If the kernel has shut down, the returned handle reports the task as cancelled.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned [`RemoteTask`] (or a poll of it) detaches the task: it keeps
+    /// running, and its output is dropped.
     pub fn spawn<F>(&self, fut: F) -> RemoteTask<F::Output>
     where
         F: Future + Send + 'static,

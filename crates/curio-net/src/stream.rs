@@ -288,6 +288,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SocketStream<S> {
     }
 
     /// The lines of the stream as a `Stream`, each at most `max_len` bytes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a partial line stays buffered between polls and after the stream is dropped.
     pub fn lines(&mut self, max_len: usize) -> Lines<'_, S> {
         Lines {
             stream: self,

@@ -154,6 +154,10 @@ impl TcpListener {
     }
 
     /// The accepted connections as a `Stream` (Curio's `async for client in sock`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a connection is taken only by the poll that returns it.
     pub fn incoming(&self) -> Incoming<'_> {
         AcceptStream {
             io: &self.io,

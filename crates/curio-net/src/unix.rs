@@ -79,6 +79,10 @@ impl UnixListener {
     }
 
     /// The accepted connections as a `Stream`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a connection is taken only by the poll that returns it.
     pub fn incoming(&self) -> UnixIncoming<'_> {
         AcceptStream {
             io: &self.io,
