@@ -240,12 +240,7 @@ impl Kernel {
 
 impl Drop for Kernel {
     fn drop(&mut self) {
-        let running_here = with_core(|c| c.is_some_and(|c| c.shared.id == self.core.shared.id));
-        if running_here {
-            // Dropped from inside its own run (only possible through unsafe tricks or a leak);
-            // nothing can be shut down from here.
-            return;
-        }
+        // (A kernel cannot be dropped inside its own `run`, which borrows it.)
         if with_core(|c| c.is_some()) {
             // Another kernel runs on this thread (a Kernel dropped inside a task): its own
             // tasks cannot be run now, so they are dropped without their turn.
