@@ -2,8 +2,6 @@
 //! Curio raises where Rust returns errors: `g.result` raising becomes `Err(GroupError::Failed)`,
 //! a member's exception becomes a `TaskError`.
 
-use std::time::Duration;
-
 use curio::{GroupError, TaskGroup, TaskRef, Wait, sleep, spawn, timeout_after};
 use futures_core::Stream;
 
