@@ -104,6 +104,7 @@ impl<S> WaitList<S> {
     /// Polls the waiter in `key`: registers one holding `data()` if there is none (`Pending`),
     /// refreshes its waker while it waits (`Pending`), and once it is notified removes it, clears
     /// `key` and returns its entry (`Ready`). Every waiting future of the crate goes through it.
+    #[inline]
     pub(crate) fn poll_wait(
         &mut self,
         key: &mut Option<Key>,
