@@ -2,6 +2,7 @@
 
 mod cancel;
 mod child;
+mod defects;
 mod echo;
 mod group;
 mod handle;

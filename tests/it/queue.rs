@@ -371,20 +371,51 @@ fn queue_cancel_safety() {
     drop(p);
     assert_eq!(q.try_get(), Ok(1));
     assert_eq!(q.try_get(), Err(Empty));
-    // A putter admitted (its item moved in by a get) and then dropped: added exactly once.
+    // A putter admitted (a get reserved a place for it) and then dropped before its task ran:
+    // the put has no effect (Curio's contract), and the place passes to the next putter.
     q.try_put(1).unwrap();
     let mut p = Box::pin(q.put(2));
+    let mut p2 = Box::pin(q.put(3));
     assert!(poll_once(p.as_mut()).is_pending());
+    assert!(poll_once(p2.as_mut()).is_pending());
     assert_eq!(q.try_get(), Ok(1));
-    assert_eq!(q.len(), 1);
+    // The reserved place: not in `len`, but taken for `is_full` and `try_put`.
+    assert_eq!(q.len(), 0);
+    assert!(q.is_full());
+    assert!(matches!(q.try_put(9), Err(Full(9))));
     drop(p);
-    assert_eq!(q.try_get(), Ok(2));
+    assert_eq!(q.try_get(), Err(Empty), "the cancelled put added nothing");
+    assert!(q.is_full(), "the place passed to the second putter");
+    assert_eq!(poll_once(p2.as_mut()), Poll::Ready(()));
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.try_get(), Ok(3));
     assert_eq!(q.try_get(), Err(Empty));
-    // Items added: 1, 1, 2 (the cancelled 2 never was).
+    // Items added: 1, 1, 3 (the cancelled 2 never was).
     for _ in 0..3 {
         q.task_done().unwrap();
     }
     assert_eq!(q.task_done(), Err(SyncError::TaskDoneTooManyTimes));
+    // The same rule for the other orders; an admitted put whose task runs lands once.
+    fn admitted_then_dropped<S: curio::queue::Storage<i32>>(q: &curio::queue::BaseQueue<i32, S>) {
+        q.try_put(1).unwrap();
+        let mut p = Box::pin(q.put(2));
+        assert!(poll_once(p.as_mut()).is_pending());
+        assert_eq!(q.try_get(), Ok(1));
+        drop(p);
+        assert_eq!(q.try_get(), Err(Empty));
+        assert!(!q.is_full());
+        q.try_put(4).unwrap();
+        let mut p = Box::pin(q.put(5));
+        assert!(poll_once(p.as_mut()).is_pending());
+        assert_eq!(q.try_get(), Ok(4));
+        assert_eq!(poll_once(p.as_mut()), Poll::Ready(()));
+        drop(p);
+        assert_eq!(q.try_get(), Ok(5));
+        assert_eq!(q.try_get(), Err(Empty));
+    }
+    admitted_then_dropped(&LifoQueue::new(1));
+    admitted_then_dropped(&PriorityQueue::new(1));
+    admitted_then_dropped(&Queue::new(1));
 
     // In a kernel: a getter cancelled right after an item was handed to it, and getters whose
     // timeouts expire around the put. Whatever the kernel's order, each item arrives once.

@@ -78,8 +78,10 @@ impl Condition {
     ///
     /// # Cancel safety
     ///
-    /// If dropped, the task stops waiting and does not hold the lock any more; a notification it
-    /// had received is lost with it, as in Curio.
+    /// If dropped, the task stops waiting and does not hold the lock any more. A notification it
+    /// had received but not yet returned from (it was still waiting to take the lock again)
+    /// passes to the next waiter, so `notify(1)` followed by a cancel wakes someone; Curio loses
+    /// it.
     pub async fn wait<'a>(&'a self, guard: LockGuard<'a>) -> Result<LockGuard<'a>, SyncError> {
         if !self.lock.same(guard.lock) {
             return Err(SyncError::WrongLock);
@@ -92,7 +94,12 @@ impl Condition {
             key: None,
         }
         .await;
-        Ok(self.lock.lock().await)
+        // Notified: if this wait is dropped before it has the lock again, the notification
+        // passes on.
+        let owed = PassOn(self);
+        let guard = self.lock.lock().await;
+        std::mem::forget(owed);
+        Ok(guard)
     }
 
     /// Waits (as [`wait`](Self::wait)) until `predicate` returns `true`; checks it first.
@@ -167,7 +174,21 @@ impl Future for CondWait<'_> {
 impl Drop for CondWait<'_> {
     fn drop(&mut self) {
         if let Some(k) = self.key.take() {
-            self.cond.waiters.borrow_mut().remove(k);
+            let mut waiters = self.cond.waiters.borrow_mut();
+            if waiters.remove(k).is_some_and(|e| e.notified) {
+                // Notified but never woken up to take it: the next waiter gets it.
+                waiters.notify_one(|_| {});
+            }
         }
+    }
+}
+
+/// A notification received by a wait that has not returned yet; dropped (the wait was
+/// cancelled), it goes to the next waiter.
+struct PassOn<'a>(&'a Condition);
+
+impl Drop for PassOn<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.borrow_mut().notify_one(|_| {});
     }
 }

@@ -115,6 +115,38 @@ struct State<T, S> {
     /// Items handed to waiting getters that have not taken them yet: they count against
     /// `maxsize`, since a cancelled getter puts its item back.
     handed: usize,
+    /// Places reserved for admitted putters whose tasks have not run yet: they count against
+    /// `maxsize`, and the item enters the queue only when its putter completes the put.
+    reserved: usize,
+}
+
+impl<T, S: Storage<T>> State<T, S> {
+    /// Whether a bounded queue has no place left for a newcomer: stored items, items handed to
+    /// getters and places reserved for admitted putters all count.
+    fn full(&self) -> bool {
+        self.maxsize > 0 && self.items.len() + self.handed + self.reserved >= self.maxsize
+    }
+
+    /// Adds an item that has a place: straight to the first waiting getter if there is one,
+    /// otherwise into the storage.
+    fn insert(&mut self, item: T) {
+        self.unfinished += 1;
+        if self.getters.waiting() > 0 {
+            let mut item = Some(item);
+            self.getters.notify_one(|slot| *slot = item.take());
+            self.handed += 1;
+        } else {
+            self.items.push(item);
+        }
+    }
+
+    /// After a place was freed, reserves it for the first waiting putter, if any.
+    /// The putter keeps its item until its task runs and completes the put (see [`Put`]).
+    fn admit_putter(&mut self) {
+        if !self.full() && self.putters.notify_one(|_| {}) {
+            self.reserved += 1;
+        }
+    }
 }
 
 /// A queue of items between tasks, generic over its [`Storage`] order; use the aliases
@@ -122,7 +154,16 @@ struct State<T, S> {
 ///
 /// `maxsize` 0 means unbounded: then `put` never waits (and never yields).
 /// Items are handed off FIFO: a put with getters waiting gives its item to the first getter, a get
-/// from a full queue admits the first waiting putter's item; nobody barges.
+/// from a full queue admits the first waiting putter; nobody barges.
+///
+/// # Reserved places
+///
+/// An admitted putter keeps its item until its task runs again and completes the put, so a
+/// putter cancelled in between has no effect: its item was never in the queue, and the place
+/// reserved for it passes to the next waiting putter.
+/// While a place is reserved, [`len`](Self::len) counts only the items in the queue (the
+/// reserved item is not there yet), while [`is_full`](Self::is_full) and
+/// [`try_put`](Self::try_put) count the reserved place as taken, so a newcomer cannot take it.
 pub struct BaseQueue<T, S: Storage<T>> {
     st: RefCell<State<T, S>>,
     _local: PhantomData<*const ()>,
@@ -186,12 +227,14 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
                 unfinished: 0,
                 joiners: WaitList::default(),
                 handed: 0,
+                reserved: 0,
             }),
             _local: PhantomData,
         }
     }
 
-    /// Items in the queue.
+    /// Items in the queue, not counting places reserved for admitted putters whose put has not
+    /// completed yet (see [Reserved places](Self#reserved-places)).
     pub fn len(&self) -> usize {
         self.st.borrow().items.len()
     }
@@ -201,10 +244,10 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
         self.len() == 0
     }
 
-    /// Whether a bounded queue holds `maxsize` items (an unbounded one is never full).
+    /// Whether a bounded queue has no place for another item (an unbounded one is never full).
+    /// Items handed to waiting getters and places reserved for admitted putters count as taken.
     pub fn is_full(&self) -> bool {
-        let st = self.st.borrow();
-        st.maxsize > 0 && st.items.len() + st.handed >= st.maxsize
+        self.st.borrow().full()
     }
 
     /// The bound given at creation (0: unbounded).
@@ -216,21 +259,12 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     ///
     /// # Errors
     ///
-    /// [`Full`] with the item when the queue is full or putters are already waiting.
+    /// [`Full`] with the item when the queue is full (reserved places count as taken) or putters
+    /// are already waiting.
     pub fn try_put(&self, item: T) -> Result<(), Full<T>> {
         let mut st = self.st.borrow_mut();
-        let st = &mut *st;
-        if st.getters.waiting() > 0 {
-            let mut item = Some(item);
-            st.getters.notify_one(|slot| *slot = item.take());
-            st.unfinished += 1;
-            st.handed += 1;
-            return Ok(());
-        }
-        if st.putters.waiting() == 0 && (st.maxsize == 0 || st.items.len() + st.handed < st.maxsize)
-        {
-            st.items.push(item);
-            st.unfinished += 1;
+        if st.getters.waiting() > 0 || (st.putters.waiting() == 0 && !st.full()) {
+            st.insert(item);
             return Ok(());
         }
         Err(Full(item))
@@ -240,8 +274,9 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a putter dropped while waiting takes its item with it (it was never added);
-    /// once added, an item is never added twice.
+    /// Cancel safe: a put dropped before it completes has no effect. Its item was never in the
+    /// queue, even if a get had already reserved a place for it (the place passes to the next
+    /// waiting putter); once added, an item is never added twice.
     pub fn put(&self, item: T) -> Put<'_, T, S> {
         Put {
             q: self,
@@ -259,7 +294,7 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         let item = st.items.pop().ok_or(Empty)?;
-        admit_putter(st);
+        st.admit_putter();
         Ok(item)
     }
 
@@ -329,22 +364,6 @@ impl<T, S: Storage<T>> Drop for Join<'_, T, S> {
     }
 }
 
-/// After an item left a full queue, lets the first waiting putter's item in.
-fn admit_putter<T, S: Storage<T>>(st: &mut State<T, S>) {
-    let State {
-        items,
-        putters,
-        unfinished,
-        ..
-    } = st;
-    putters.notify_one(|slot| {
-        if let Some(item) = slot.take() {
-            items.push(item);
-            *unfinished += 1;
-        }
-    });
-}
-
 /// The future of [`BaseQueue::put`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct Put<'a, T, S: Storage<T>> {
@@ -376,22 +395,36 @@ impl<T, S: Storage<T>> Future for Put<'_, T, S> {
                 Err(Full(item)) => this.item = Some(item),
             }
         }
-        // The waiting putter holds its item; notified means a get moved it into the queue.
+        // The waiting putter holds its item; notified means a get reserved a place for it, which
+        // only this turn of the putter's task fills.
         let item = &mut this.item;
-        this.q
-            .st
-            .borrow_mut()
-            .putters
-            .poll_wait(&mut this.key, cx, || item.take())
-            .map(drop)
+        let mut st = this.q.st.borrow_mut();
+        match st.putters.poll_wait(&mut this.key, cx, || item.take()) {
+            Poll::Ready(entry) => {
+                st.reserved -= 1;
+                st.insert(entry.data.expect("a waiting putter holds its item"));
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
 impl<T, S: Storage<T>> Drop for Put<'_, T, S> {
     fn drop(&mut self) {
         if let Some(k) = self.key.take() {
-            // Not yet admitted: the item leaves with the putter. Admitted: nothing to undo.
-            let entry = self.q.st.borrow_mut().putters.remove(k);
+            // The item leaves with the putter, admitted or not; an admitted putter's reserved
+            // place passes to the next waiting putter.
+            let entry = {
+                let mut st = self.q.st.borrow_mut();
+                let entry = st.putters.remove(k);
+                if entry.as_ref().is_some_and(|e| e.notified) {
+                    st.reserved -= 1;
+                    st.admit_putter();
+                }
+                entry
+            };
+            // Dropped outside the borrow: the item's `Drop` is user code.
             drop(entry);
         }
     }
@@ -422,14 +455,14 @@ impl<T, S: Storage<T>> Future for Get<'_, T, S> {
             && st.getters.waiting() == 0
             && let Some(item) = st.items.pop()
         {
-            admit_putter(st);
+            st.admit_putter();
             return Poll::Ready(item);
         }
         match st.getters.poll_wait(&mut this.key, cx, || None) {
             Poll::Ready(e) => {
                 st.handed -= 1;
                 // Taking the handed item frees a place: a waiting putter may come in.
-                admit_putter(st);
+                st.admit_putter();
                 Poll::Ready(e.data.expect("a notified getter holds its item"))
             }
             Poll::Pending => Poll::Pending,
