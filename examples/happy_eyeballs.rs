@@ -63,10 +63,7 @@ pub async fn open_tcp_stream(hostname: &str, port: u16, delay: Duration) -> io::
     }
 
     // Every attempt has started: wait for the first success, cancelling the rest.
-    group
-        .join()
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    group.join().await;
     if let Ok(Some(sock)) = group.result() {
         return Ok(sock);
     }

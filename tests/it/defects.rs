@@ -54,3 +54,61 @@ fn condition_notification_passes_on() {
         assert_eq!(*woke.borrow(), [2]);
     });
 }
+
+/// A group's good results stay reachable when a sibling failed or was cancelled, through
+/// `exceptions()` and a failed `results()`, and members taken out after the join join to their
+/// real outcome.
+#[test]
+fn group_results_survive_failures() {
+    use curio::{GroupError, TaskGroup, Wait};
+    vrun(async {
+        // A panicking sibling: `results` reports it, `exceptions` copies it, nothing is lost.
+        let g: TaskGroup<i32> = TaskGroup::new(Wait::All);
+        g.spawn(async { 1 }).unwrap();
+        g.spawn(async { panic!("boom") }).unwrap();
+        g.spawn(async { 3 }).unwrap();
+        g.join().await;
+        assert!(matches!(g.results(), Err(GroupError::Failed(e)) if e.is_panic()));
+        let ex = g.exceptions().unwrap();
+        assert!(ex[0].is_none() && ex[2].is_none());
+        let copy = ex[1].as_ref().unwrap();
+        assert!(copy.is_panic() && copy.to_string().contains("boom"));
+        assert_eq!(
+            g.exceptions().unwrap().len(),
+            3,
+            "exceptions() can be asked again"
+        );
+        let out = g.outcomes().unwrap();
+        assert_eq!(*out[0].as_ref().unwrap(), 1);
+        assert!(out[1].as_ref().is_err_and(|e| e.is_panic()));
+        assert_eq!(*out[2].as_ref().unwrap(), 3);
+        assert!(matches!(g.outcomes(), Err(GroupError::Taken)));
+
+        // `Wait::Any`: the first member's value and the cancelled sibling, both reachable.
+        let g: TaskGroup<i32> = TaskGroup::new(Wait::Any);
+        let first = g.spawn(async { 7 }).unwrap();
+        let slow = g.spawn(std::future::pending()).unwrap();
+        g.join().await;
+        assert_eq!(g.completed().unwrap().unwrap().id(), first.id());
+        // Taken out after the join, the member joins to its value, not to "cancelled".
+        let t = g.remove(&first).expect("still a member");
+        assert_eq!(t.join().await.unwrap(), 7);
+        let t = g.remove(&slow).expect("still a member");
+        assert!(t.join().await.is_err_and(|e| e.is_cancelled()));
+
+        // `next_done` after a `Wait::None` join hands out members with their outcomes too.
+        let g: TaskGroup<i32> = TaskGroup::new(Wait::None);
+        g.spawn(async { 5 }).unwrap();
+        yield_now().await; // the member finishes before the join
+        g.join().await;
+        let t = g.next_done().await.expect("a finished member");
+        assert_eq!(t.join().await.unwrap(), 5);
+        // Once `result`/`outcomes` moved an output out, the member is no longer handed out.
+        let g: TaskGroup<i32> = TaskGroup::new(Wait::All);
+        let m = g.spawn(async { 9 }).unwrap();
+        g.join().await;
+        assert_eq!(g.result().unwrap(), 9);
+        assert!(matches!(g.result(), Err(GroupError::Taken)));
+        assert!(g.remove(&m).is_none());
+    });
+}

@@ -22,7 +22,7 @@ fn task_group() {
         let t1 = g.spawn(add(1, 1)).unwrap();
         let t2 = g.spawn(add(2, 2)).unwrap();
         let t3 = g.spawn(add(3, 3)).unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         assert!(t1.is_terminated() && t2.is_terminated() && t3.is_terminated());
         assert_eq!(g.completed().unwrap(), Some(t1));
         assert_eq!(g.results().unwrap(), [2, 4, 6]);
@@ -49,7 +49,7 @@ fn task_group_daemon() {
                 0
             })
             .unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.results().unwrap(), [2]);
         assert!(t0_ref.is_cancelled() && t0_ref.is_terminated());
         assert!(sleeper.is_cancelled() && sleeper.is_terminated());
@@ -77,7 +77,7 @@ fn task_group_existing() {
         for t in [t1, t2, t3, t4] {
             g.add_task(t).unwrap();
         }
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.results().unwrap(), [2, 4, 6, 8]);
     });
 }
@@ -89,7 +89,7 @@ fn task_any_cancel() {
         let t1 = g.spawn(blocked()).unwrap();
         let t2 = g.spawn(add(1, 1)).unwrap();
         let t3 = g.spawn(blocked()).unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.completed().unwrap(), Some(t2.clone()));
         assert!(t1.is_cancelled() && t3.is_cancelled() && !t2.is_cancelled());
         assert!(t1.is_terminated() && t3.is_terminated());
@@ -103,7 +103,7 @@ fn task_group_result() {
         g.spawn(blocked()).unwrap();
         g.spawn(add(1, 1)).unwrap();
         g.spawn(blocked()).unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.result().unwrap(), 2);
         assert!(matches!(g.result(), Err(GroupError::Taken)));
     });
@@ -116,7 +116,7 @@ fn task_any_error() {
         let t1 = g.spawn(blocked()).unwrap();
         let t2 = g.spawn(async { panic!("TypeError") }).unwrap();
         let t3 = g.spawn(blocked()).unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.completed().unwrap(), Some(t2));
         match g.result() {
             Err(GroupError::Failed(e)) => assert!(e.is_panic()),
@@ -151,7 +151,7 @@ fn task_group_iter() {
         }
         // Completion order, through the `Stream` of finished tasks.
         assert_eq!(order, [4, 6, 2]);
-        g.join().await.unwrap();
+        g.join().await;
         assert!(g.results().unwrap().is_empty());
     });
 }
@@ -162,7 +162,7 @@ fn task_wait_none() {
         let g: TaskGroup<()> = TaskGroup::new(Wait::None);
         let t1 = g.spawn(blocked()).unwrap();
         let t2 = g.spawn(blocked()).unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         assert!(t1.is_cancelled() && t2.is_cancelled());
         assert!(t1.is_terminated() && t2.is_terminated());
         assert_eq!(g.completed().unwrap(), None);
@@ -178,7 +178,7 @@ fn task_join_daemon() {
         g.spawn(add(3, 3)).unwrap();
         assert_eq!(g.remove(&t1).unwrap().join().await.unwrap(), 2);
         assert_eq!(g.remove(&t2).unwrap().join().await.unwrap(), 4);
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.results().unwrap(), [6]);
     });
 }
@@ -193,7 +193,7 @@ fn task_group_join_done() {
         curio::yield_now().await;
         assert!(t3.is_terminated());
         assert_eq!(g.remove(&t3).unwrap().join().await.unwrap(), 6);
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.results().unwrap(), [2, 4]);
     });
 }
@@ -206,7 +206,7 @@ fn task_group_error() {
         let t2 = g.spawn(blocked()).unwrap();
         let t3 = g.spawn(async { panic!("TypeError") }).unwrap();
         // No error comes out of the join; the failure is recorded.
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.completed().unwrap(), Some(t3));
         assert!(t1.is_cancelled() && t2.is_cancelled());
         assert!(
@@ -246,7 +246,7 @@ fn task_group_join() {
         l.push("t1 joined");
         assert!(!t2.is_terminated() && !t2.is_cancelled());
         evt.set(true);
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.results().unwrap(), [4, 6]);
     });
     assert_eq!(log.take(), ["t1 joined"]);
@@ -279,7 +279,7 @@ fn task_group_cancel() {
                 })
                 .unwrap();
             }
-            g.join().await.unwrap();
+            g.join().await;
         });
         sleep(secs(0.1)).await;
         owner.cancel().await;
@@ -313,7 +313,7 @@ fn task_group_timeout() {
                     .unwrap();
                 r2.borrow_mut().push(t);
             }
-            g.join().await.unwrap();
+            g.join().await;
         })
         .await;
         assert!(r.is_err());
@@ -346,7 +346,7 @@ fn task_group_cancel_remaining() {
         assert!(w2.is_cancelled() && w2.is_terminated());
         // The group stays usable.
         g.spawn(add(5, 5)).unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.results().unwrap(), [10]);
     });
 }
@@ -358,7 +358,7 @@ fn task_group_empty() {
         assert!(g.next_done().await.is_none());
         assert!(g.next_result().await.is_none());
         g.cancel_remaining().await;
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.completed().unwrap(), None);
         assert!(matches!(g.result(), Err(GroupError::NoCompleted)));
         assert!(g.exceptions().unwrap().is_empty());
@@ -377,7 +377,7 @@ fn task_group_use_error() {
         assert!(matches!(g.tasks(), Err(GroupError::NotJoined)));
         assert!(matches!(g.result(), Err(GroupError::NotJoined)));
         g.spawn(add(1, 1)).unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         // A joined group takes no new members; add_task gives the task back.
         assert!(matches!(g.spawn(add(0, 0)), Err(GroupError::Joined)));
         assert!(matches!(g.spawn_daemon(add(0, 0)), Err(GroupError::Joined)));
@@ -387,7 +387,7 @@ fn task_group_use_error() {
         assert_eq!(e.to_string(), "task group already joined");
         assert_eq!(e.task.join().await.unwrap(), 6);
         // Joining again is harmless; results move out once.
-        g.join().await.unwrap();
+        g.join().await;
         assert_eq!(g.tasks().unwrap().len(), 1);
         assert_eq!(g.results().unwrap(), [2]);
         assert!(matches!(g.results(), Err(GroupError::Taken)));
@@ -404,8 +404,8 @@ fn removed_member_moves_between_groups() {
         let t = g1.remove(&r).unwrap();
         assert!(g1.remove(&r).is_none(), "taken once");
         g2.add_task(t).unwrap();
-        g1.join().await.unwrap();
-        g2.join().await.unwrap();
+        g1.join().await;
+        g2.join().await;
         assert!(g1.results().unwrap().is_empty());
         assert_eq!(g2.results().unwrap(), [2]);
     });
@@ -446,7 +446,7 @@ fn task_child_cancel() {
                 g.spawn(level(log.clone(), depth + 1)).unwrap();
             }
             sleep(secs(0.5)).await;
-            g.join().await.unwrap();
+            g.join().await;
         })
     }
     vrun(async move {
@@ -490,7 +490,7 @@ fn wait_object_with_outcomes() {
                 Some(9)
             })
             .unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         assert!(none.is_terminated() && !none.is_cancelled());
         assert_eq!(g.completed().unwrap(), Some(found));
         assert!(slow.is_cancelled());
@@ -509,7 +509,7 @@ fn err_outcome_is_a_failure() {
             })
             .unwrap();
         let bad = g.spawn(async { Err("bad".to_string()) }).unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         // The failure ended the wait early and the slow member was cancelled.
         assert_eq!(g.completed().unwrap(), Some(bad));
         assert!(slow.is_cancelled());

@@ -563,7 +563,7 @@ fn buffer_into() {
             Some(buf)
         })
         .unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         g.results().unwrap().into_iter().flatten().next().unwrap()
     });
     check_int_array(&got);
@@ -594,7 +594,7 @@ fn buffer_stream_into() {
             Some(buf)
         })
         .unwrap();
-        g.join().await.unwrap();
+        g.join().await;
         g.results().unwrap().into_iter().flatten().next().unwrap()
     });
     check_int_array(&got);

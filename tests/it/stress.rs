@@ -91,7 +91,7 @@ fn node(seed: u64, depth: u32, ctx: Rc<Ctx>) -> Node {
                         ctx.members.borrow_mut().push(member);
                     }
                     if rng.below(4) > 0 {
-                        g.join().await.unwrap();
+                        g.join().await;
                     }
                 }
                 _ => {

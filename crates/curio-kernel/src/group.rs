@@ -130,11 +130,9 @@ pub enum GroupError {
     Joined,
     /// The group has not been joined yet: results are not known.
     NotJoined,
-    /// The task already belongs to a group.
-    AlreadyInGroup,
     /// No member completed (an empty group, or `Wait::None`).
     NoCompleted,
-    /// The results were already taken.
+    /// An output asked for was already moved out by an earlier call.
     Taken,
     /// The member failed: here is its error.
     Failed(TaskError),
@@ -145,7 +143,6 @@ impl fmt::Display for GroupError {
         match self {
             GroupError::Joined => f.write_str("task group already joined"),
             GroupError::NotJoined => f.write_str("task group not yet joined"),
-            GroupError::AlreadyInGroup => f.write_str("task is already part of a task group"),
             GroupError::NoCompleted => f.write_str("no task successfully completed"),
             GroupError::Taken => f.write_str("task group results already taken"),
             GroupError::Failed(e) => write!(f, "{e}"),
@@ -193,7 +190,9 @@ struct Member<T> {
     /// Cancelled by the group itself (join, cancel_remaining, drop): not a failure.
     by_group: bool,
     done: bool,
-    result: Option<Result<T, TaskError>>,
+    /// The member's outcome was moved out by `result`, `results` or `outcomes`; `Some(true)`
+    /// if it was an error.
+    taken: Option<bool>,
 }
 
 struct State<T> {
@@ -204,7 +203,6 @@ struct State<T> {
     joined: bool,
     completed: Option<TaskRef>,
     completed_id: Option<TaskId>,
-    results_taken: bool,
 }
 
 /// Says of an output whether it is a failure and whether it is an object.
@@ -295,7 +293,7 @@ impl<T: 'static> Inner<T> {
 ///     for x in 1..=3 {
 ///         g.spawn(async move { x * 2 }).unwrap();
 ///     }
-///     g.join().await.unwrap();
+///     g.join().await;
 ///     assert_eq!(g.results().unwrap(), [2, 4, 6]);
 /// });
 /// ```
@@ -340,7 +338,6 @@ impl<T: 'static> TaskGroup<T> {
                 joined: false,
                 completed: None,
                 completed_id: None,
-                results_taken: false,
             }),
         });
         if let Some(owner) = owner {
@@ -378,7 +375,7 @@ impl<T: 'static> TaskGroup<T> {
             daemon,
             by_group: false,
             done,
-            result: None,
+            taken: None,
         });
         r
     }
@@ -427,35 +424,32 @@ impl<T: 'static> TaskGroup<T> {
     }
 
     /// Adds an existing task (a terminated one counts as already finished; a daemon is tracked for
-    /// cancellation only).
+    /// cancellation only). A task in a group is owned by its group, so a `Task` handle in the
+    /// caller's hands is never in another group.
     ///
     /// # Errors
     ///
-    /// [`GroupError::Joined`] once the group was joined, [`GroupError::AlreadyInGroup`] for a task
-    /// in a group; the task is given back.
+    /// [`GroupError::Joined`] once the group was joined; the task is given back.
     pub fn add_task(&self, task: Task<T>) -> Result<TaskRef, AddTaskError<T>> {
         if let Err(error) = self.check_open() {
             return Err(AddTaskError { error, task });
-        }
-        let in_group = task
-            .header()
-            .with_ext(|e| e.member_of.as_ref().is_some_and(|g| g.strong_count() > 0))
-            .unwrap_or(false);
-        if in_group {
-            return Err(AddTaskError {
-                error: GroupError::AlreadyInGroup,
-                task,
-            });
         }
         let daemon = task.is_daemon();
         Ok(self.attach(task, daemon))
     }
 
     /// Takes a member out of the group (Curio's explicit `join` of a member): its siblings are not
-    /// affected, even if it failed.
+    /// affected, even if it failed. Joining the returned task gives its outcome, also after the
+    /// group was joined.
+    ///
+    /// `None` if `task` is not a member, or if its outcome was already moved out by
+    /// [`result`](Self::result), [`results`](Self::results) or [`outcomes`](Self::outcomes).
     pub fn remove(&self, task: &TaskRef) -> Option<Task<T>> {
         let mut st = self.inner.state.borrow_mut();
-        let pos = st.members.iter().position(|m| m.task.id() == task.id())?;
+        let pos = st
+            .members
+            .iter()
+            .position(|m| m.task.id() == task.id() && m.taken.is_none())?;
         let m = st.members.remove(pos);
         st.done.retain(|d| *d != task.id());
         drop(st);
@@ -470,12 +464,14 @@ impl<T: 'static> TaskGroup<T> {
 
     fn poll_next_done(&self, cx: &mut Context<'_>) -> Poll<Option<Task<T>>> {
         let mut st = self.inner.state.borrow_mut();
-        if let Some(id) = st.done.pop_front() {
-            let pos = st
+        while let Some(id) = st.done.pop_front() {
+            let Some(pos) = st
                 .members
                 .iter()
-                .position(|m| m.task.id() == id)
-                .expect("finished member is in the group");
+                .position(|m| m.task.id() == id && m.taken.is_none())
+            else {
+                continue;
+            };
             let m = st.members.remove(pos);
             drop(st);
             m.task.header().take_member_of();
@@ -533,20 +529,17 @@ impl<T: 'static> TaskGroup<T> {
     /// Waits for the members as the policy says, then cancels and waits for every member still
     /// running, daemons included. It returns early when a member fails (panics, is cancelled by
     /// someone else, or, with [`with_outcomes`](Self::with_outcomes), returns a failure).
-    /// Member failures are not returned: inspect them with [`results`](Self::results) and
-    /// [`exceptions`](Self::exceptions). Joining again does nothing.
-    ///
-    /// # Errors
-    ///
-    /// None today; the `Result` leaves room for policies that can fail.
+    /// Member failures are not returned: inspect them with [`outcomes`](Self::outcomes),
+    /// [`results`](Self::results) and [`exceptions`](Self::exceptions). Joining again does
+    /// nothing.
     ///
     /// # Cancel safety
     ///
     /// If the join is dropped (its task cancelled, a timeout around it), every member is asked to
     /// cancel at once; a cancelled owner also waits for them (see the type's docs).
-    pub async fn join(&self) -> Result<(), GroupError> {
+    pub async fn join(&self) {
         if self.inner.state.borrow().joined {
-            return Ok(());
+            return;
         }
         let guard = JoinGuard { group: self };
         if self.inner.policy != Policy::None {
@@ -562,12 +555,9 @@ impl<T: 'static> TaskGroup<T> {
         std::mem::forget(guard);
         let mut st = self.inner.state.borrow_mut();
         for m in st.members.iter_mut() {
-            if m.result.is_none() {
-                m.result = m.task.try_take();
-            }
+            m.task.settle();
         }
         st.joined = true;
-        Ok(())
     }
 
     fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
@@ -589,12 +579,9 @@ impl<T: 'static> TaskGroup<T> {
             let Some(m) = st.members.iter_mut().find(|m| m.task.id() == next) else {
                 continue;
             };
-            if m.result.is_none() {
-                m.result = m.task.try_take();
-            }
             let by_group = m.by_group;
             let task_ref = m.task.task_ref();
-            let (failure, object) = match &m.result {
+            let (failure, object) = match m.task.settle() {
                 Some(r) => self.classify(r, by_group),
                 None => (false, false),
             };
@@ -652,7 +639,9 @@ impl<T: 'static> TaskGroup<T> {
     ///
     /// # Errors
     ///
-    /// `NotJoined`, `NoCompleted`, `Taken` on a second call, or `Failed` with the member's error.
+    /// `NotJoined`; `NoCompleted`; `Failed` with a copy of the member's error (see
+    /// [`exceptions`](Self::exceptions)), which stays in the group; `Taken` once the output was
+    /// moved out.
     pub fn result(&self) -> Result<T, GroupError> {
         let mut st = self.joined_state()?;
         let id = st.completed_id.ok_or(GroupError::NoCompleted)?;
@@ -661,63 +650,121 @@ impl<T: 'static> TaskGroup<T> {
             .iter_mut()
             .find(|m| m.task.id() == id)
             .ok_or(GroupError::Taken)?;
-        match m.result.take() {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(e)) => Err(GroupError::Failed(e)),
+        if m.taken.is_some() {
+            return Err(GroupError::Taken);
+        }
+        match m.task.settle() {
+            Some(Err(e)) => Err(GroupError::Failed(e.summary())),
+            Some(Ok(_)) => {
+                m.taken = Some(false);
+                match m.task.try_take() {
+                    Some(Ok(v)) => Ok(v),
+                    _ => unreachable!("the output was just looked at"),
+                }
+            }
             None => Err(GroupError::Taken),
         }
     }
 
-    /// The outputs of the non-daemon members still in the group, in creation order, moved out.
+    /// The outputs of the non-daemon members still in the group, in creation order, moved out:
+    /// Curio's `results`, a shortcut for groups in which nothing failed.
     ///
     /// # Errors
     ///
-    /// `NotJoined`; `Failed` with the first failed member's error (the outputs then stay for
-    /// [`exceptions`](Self::exceptions)); `Taken` on a second successful call.
+    /// `NotJoined`; `Failed` with a copy of the first failed member's error when any member
+    /// failed (nothing is moved out: every outcome stays for [`outcomes`](Self::outcomes));
+    /// `Taken` when an output was already moved out (nothing more is).
     pub fn results(&self) -> Result<Vec<T>, GroupError> {
         let mut st = self.joined_state()?;
-        if st.results_taken {
+        for m in st.members.iter_mut().filter(|m| !m.daemon) {
+            if m.taken == Some(true) {
+                return Err(GroupError::Taken);
+            }
+            if let Some(Err(e)) = m.task.settle() {
+                return Err(GroupError::Failed(e.summary()));
+            }
+        }
+        if st.members.iter().any(|m| !m.daemon && m.taken.is_some()) {
             return Err(GroupError::Taken);
         }
-        let members: Vec<&mut Member<T>> = st.members.iter_mut().filter(|m| !m.daemon).collect();
-        if let Some(m) = members
-            .into_iter()
-            .find(|m| matches!(m.result, Some(Err(_))))
-            && let Some(Err(e)) = m.result.take()
-        {
-            return Err(GroupError::Failed(e));
-        }
-        st.results_taken = true;
         let mut out = Vec::new();
         for m in st.members.iter_mut().filter(|m| !m.daemon) {
-            match m.result.take() {
+            m.taken = Some(false);
+            match m.task.try_take() {
                 Some(Ok(v)) => out.push(v),
-                _ => return Err(GroupError::Taken),
+                _ => unreachable!("every member was looked at and is a value"),
             }
         }
         Ok(out)
     }
 
-    /// The errors of the non-daemon members still in the group, in creation order (`None` for a
-    /// member that did not fail), moved out.
+    /// Every non-daemon member's outcome, in creation order, moved out: its output, or the
+    /// [`TaskError`] that says how it failed (panicked, or was cancelled, by someone else or by
+    /// the group's join). A sibling's failure never makes a good output unreachable.
     ///
     /// # Errors
     ///
-    /// [`GroupError::NotJoined`] before [`join`](Self::join).
-    pub fn exceptions(&self) -> Result<Vec<Option<TaskError>>, GroupError> {
+    /// `NotJoined`; `Taken` when an outcome was already moved out by this call,
+    /// [`result`](Self::result) or [`results`](Self::results) (nothing more is).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use curio_kernel::{TaskGroup, Wait};
+    ///
+    /// curio_kernel::run(async {
+    ///     let g = TaskGroup::new(Wait::Any);
+    ///     g.spawn(async { 1 }).unwrap();
+    ///     g.spawn(std::future::pending()).unwrap(); // cancelled by the join
+    ///     g.join().await;
+    ///     let outcomes = g.outcomes().unwrap();
+    ///     assert_eq!(*outcomes[0].as_ref().unwrap(), 1);
+    ///     assert!(outcomes[1].as_ref().unwrap_err().is_cancelled());
+    /// });
+    /// ```
+    pub fn outcomes(&self) -> Result<Vec<Result<T, TaskError>>, GroupError> {
         let mut st = self.joined_state()?;
+        if st.members.iter().any(|m| !m.daemon && m.taken.is_some()) {
+            return Err(GroupError::Taken);
+        }
         Ok(st
             .members
             .iter_mut()
             .filter(|m| !m.daemon)
-            .map(|m| match m.result.take() {
-                Some(Err(e)) => Some(e),
-                other => {
-                    m.result = other;
-                    None
-                }
+            .map(|m| {
+                let r = m
+                    .task
+                    .try_take()
+                    .expect("a joined group's members have terminated");
+                m.taken = Some(r.is_err());
+                r
             })
             .collect())
+    }
+
+    /// The errors of the non-daemon members still in the group, in creation order (`None` for a
+    /// member that did not fail). They are copies: the same task and kind, a panic's payload
+    /// replaced by its message (a `String`); the originals stay for
+    /// [`outcomes`](Self::outcomes), so this can be called any number of times.
+    ///
+    /// # Errors
+    ///
+    /// `NotJoined` before [`join`](Self::join); `Taken` once [`outcomes`](Self::outcomes) moved
+    /// an error out.
+    pub fn exceptions(&self) -> Result<Vec<Option<TaskError>>, GroupError> {
+        let mut st = self.joined_state()?;
+        st.members
+            .iter_mut()
+            .filter(|m| !m.daemon)
+            .map(|m| match m.taken {
+                Some(true) => Err(GroupError::Taken),
+                Some(false) => Ok(None),
+                None => Ok(match m.task.settle() {
+                    Some(Err(e)) => Some(e.summary()),
+                    _ => None,
+                }),
+            })
+            .collect()
     }
 
     /// The non-daemon members still in the group, in creation order.
@@ -760,7 +807,7 @@ impl<T: Outcome + 'static> TaskGroup<T> {
     ///     g.spawn(async { None }).unwrap();
     ///     g.spawn(async { Some("found") }).unwrap();
     ///     g.spawn(std::future::pending()).unwrap();
-    ///     g.join().await.unwrap();
+    ///     g.join().await;
     ///     assert_eq!(g.result().unwrap(), Some("found"));
     /// });
     /// ```

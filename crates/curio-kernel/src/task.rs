@@ -496,6 +496,7 @@ impl Builder {
             Task {
                 header: h,
                 inner: Some(task.fallible()),
+                outcome: None,
             }
         })
     }
@@ -506,6 +507,9 @@ impl Builder {
 pub struct Task<T> {
     header: Rc<Header>,
     inner: Option<async_task::FallibleTask<Result<T, TaskError>>>,
+    /// The outcome, once a task group has taken it out of `inner` to look at it; `join` and
+    /// [`try_take`](Task::try_take) hand it out from here.
+    outcome: Option<Result<T, TaskError>>,
 }
 
 impl<T> fmt::Debug for Task<T> {
@@ -587,6 +591,9 @@ impl<T> Task<T> {
         }
         // The handle is polled in place: if this future is dropped, `self` drops with it and
         // detaches the task (dropping the bare async-task handle would cancel it).
+        if let Some(r) = self.outcome.take() {
+            return r;
+        }
         poll_fn(|cx| match self.inner.as_mut() {
             Some(t) => Pin::new(t).poll(cx).map(|r| {
                 self.inner = None;
@@ -599,6 +606,20 @@ impl<T> Task<T> {
 
     /// The output of a terminated task, taken without waiting; `None` while it runs or once taken.
     pub(crate) fn try_take(&mut self) -> Option<Result<T, TaskError>> {
+        self.settle();
+        self.outcome.take()
+    }
+
+    /// The output of a terminated task, moved into the handle so it can be looked at and still
+    /// be taken later; `None` while it runs or once taken.
+    pub(crate) fn settle(&mut self) -> Option<&Result<T, TaskError>> {
+        if self.outcome.is_none() {
+            self.outcome = self.take_inner();
+        }
+        self.outcome.as_ref()
+    }
+
+    fn take_inner(&mut self) -> Option<Result<T, TaskError>> {
         if !self.header.is_terminated() {
             return None;
         }
@@ -846,6 +867,20 @@ impl TaskError {
         match self.kind {
             ErrorKind::Panic(p) => Ok(p),
             _ => Err(self),
+        }
+    }
+
+    /// A copy to report while the original stays where it is: the same task and kind, with a
+    /// panic's payload replaced by its message (a `String`).
+    pub(crate) fn summary(&self) -> TaskError {
+        let kind = match &self.kind {
+            ErrorKind::Cancelled => ErrorKind::Cancelled,
+            ErrorKind::Panic(p) => ErrorKind::Panic(Box::new(panic_message(&**p).to_owned())),
+        };
+        TaskError {
+            id: self.id,
+            name: self.name.clone(),
+            kind,
         }
     }
 
