@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::epoll;
 
-use crate::stats::{Result, Series};
+use crate::stats::{Result, Series, Target};
 
 #[allow(dead_code, reason = "the example's main is not used here")]
 #[path = "../../examples/echo_server.rs"]
@@ -26,11 +26,31 @@ pub(crate) const SERVERS: [&str; 6] = [
     "epoll",
 ];
 
+/// The number of CPUs of the machine, whatever this thread's affinity (`available_parallelism`
+/// counts only the CPUs the thread may use now).
+pub(crate) fn cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| {
+            let last = s.trim().rsplit([',', '-']).next()?.parse::<usize>().ok()?;
+            Some(last + 1)
+        })
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Pins the calling thread to one CPU (best effort: a machine with one CPU keeps both on it).
 pub(crate) fn pin(cpu: usize) {
     let mut set = rustix::thread::CpuSet::new();
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    set.set(cpu % n);
+    set.set(cpu % cpus());
+    let _ = rustix::thread::sched_setaffinity(None, &set);
+}
+
+/// Lets the calling thread run on every CPU again.
+pub(crate) fn unpin() {
+    let mut set = rustix::thread::CpuSet::new();
+    for cpu in 0..cpus() {
+        set.set(cpu);
+    }
     let _ = rustix::thread::sched_setaffinity(None, &set);
 }
 
@@ -41,23 +61,32 @@ pub(crate) fn serve(kind: &str, port_file: &str) -> io::Result<()> {
     let port = listener.local_addr()?.port();
     std::fs::write(port_file, port.to_string())?;
     match kind {
+        // Every server's accept loop runs as a spawned task, never as the main future.
         "curio-rt" => curio::run(async move {
             let l = curio::net::TcpListener::from_std(listener)?;
-            echo_example::serve(l).await
+            curio::spawn(echo_example::serve(l))
+                .join()
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?
         }),
         "curio-rt-stream" => curio::run(async move {
             let l = curio::net::TcpListener::from_std(listener)?;
-            curio::net::run_server(l, |client: curio::net::TcpStream, _| async move {
-                let mut s = client.as_stream();
-                loop {
-                    let data = s.read(100_000).await?;
-                    if data.is_empty() {
-                        return io::Result::Ok(());
+            curio::spawn(curio::net::run_server(
+                l,
+                |client: curio::net::TcpStream, _| async move {
+                    let mut s = client.as_stream();
+                    loop {
+                        let data = s.read(100_000).await?;
+                        if data.is_empty() {
+                            return io::Result::Ok(());
+                        }
+                        s.write(&data).await?;
                     }
-                    s.write(&data).await?;
-                }
-            })
+                },
+            ))
+            .join()
             .await
+            .map_err(|e| io::Error::other(e.to_string()))?
         }),
         "tokio-ct" | "tokio-mt1" => {
             let rt = if kind == "tokio-ct" {
@@ -70,7 +99,7 @@ pub(crate) fn serve(kind: &str, port_file: &str) -> io::Result<()> {
                     .enable_all()
                     .build()?
             };
-            rt.block_on(async move {
+            let accept = async move {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 listener.set_nonblocking(true)?;
                 let l = tokio::net::TcpListener::from_std(listener)?;
@@ -90,16 +119,18 @@ pub(crate) fn serve(kind: &str, port_file: &str) -> io::Result<()> {
                         }
                     });
                 }
-            })
+            };
+            rt.block_on(async move { tokio::spawn(accept).await.map_err(io::Error::other)? })
         }
         "smol" => {
-            let ex = smol::LocalExecutor::new();
-            smol::block_on(ex.run(async {
+            let ex = std::rc::Rc::new(smol::LocalExecutor::new());
+            let ex2 = ex.clone();
+            let accept = async move {
                 use smol::io::{AsyncReadExt, AsyncWriteExt};
                 let l = smol::net::TcpListener::try_from(listener)?;
                 loop {
                     let (mut s, _) = l.accept().await?;
-                    ex.spawn(async move {
+                    ex2.spawn(async move {
                         let mut buf = vec![0u8; 100_000];
                         loop {
                             match s.read(&mut buf).await {
@@ -114,7 +145,8 @@ pub(crate) fn serve(kind: &str, port_file: &str) -> io::Result<()> {
                     })
                     .detach();
                 }
-            }))
+            };
+            smol::block_on(ex.run(ex.spawn(accept)))
         }
         "epoll" => epoll_server(listener),
         other => Err(io::Error::new(
@@ -192,10 +224,16 @@ pub(crate) struct Case {
     pub(crate) in_flight: usize,
 }
 
-pub(crate) const CASES: [Case; 3] = [
+pub(crate) const CASES: [Case; 4] = [
     Case {
         name: "echo 100x64B",
         conns: 100,
+        size: 64,
+        in_flight: 1,
+    },
+    Case {
+        name: "echo 1000x64B",
+        conns: 1000,
         size: 64,
         in_flight: 1,
     },
@@ -384,14 +422,24 @@ fn start_server(kind: &str) -> io::Result<Server> {
     }
 }
 
-/// Runs the load generator against `addr`: returns (round trips per second, round trips).
+/// What one load run measured.
+struct Measured {
+    /// Round trips per second.
+    rps: f64,
+    /// Server CPU per round trip, µs.
+    cpu_us: f64,
+    /// Round-trip latencies in ns, sorted (only with one message in flight per connection).
+    latencies: Vec<u64>,
+}
+
+/// Runs the load generator against `addr`.
 fn load(
     addr: SocketAddr,
     case: Case,
     warmup: Duration,
     window: Duration,
     pid: u32,
-) -> io::Result<(f64, f64)> {
+) -> io::Result<Measured> {
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
     let mut conns = Vec::with_capacity(case.conns);
     for i in 0..case.conns {
@@ -408,6 +456,7 @@ fn load(
             s,
             to_send: case.size * case.in_flight,
             received: 0,
+            sent_at: Instant::now(),
         });
     }
     let msg = vec![7u8; 65536];
@@ -417,14 +466,17 @@ fn load(
     let mut measuring = false;
     let mut done = 0u64;
     let (mut t0, mut c0) = (start, 0u64);
+    let timed = case.in_flight == 1;
+    let mut latencies: Vec<u64> = Vec::new();
     for c in conns.iter_mut() {
-        c.pump(&msg, &mut rbuf, case.size, &mut 0)?;
+        c.pump(&msg, &mut rbuf, case.size, &mut 0, timed, None)?;
     }
     loop {
         let now = Instant::now();
         if !measuring && now >= start + warmup {
             measuring = true;
             done = 0;
+            latencies.clear();
             t0 = now;
             c0 = cpu_ticks(pid);
         }
@@ -432,7 +484,12 @@ fn load(
             let secs = now.duration_since(t0).as_secs_f64();
             let cpu = (cpu_ticks(pid) - c0) as f64 / TICKS_PER_SEC;
             let rts = done as f64;
-            return Ok((rts / secs, cpu * 1e6 / rts.max(1.0)));
+            latencies.sort_unstable();
+            return Ok(Measured {
+                rps: rts / secs,
+                cpu_us: cpu * 1e6 / rts.max(1.0),
+                latencies,
+            });
         }
         events.clear();
         let ts = rustix::event::Timespec {
@@ -440,9 +497,11 @@ fn load(
             tv_nsec: 10_000_000,
         };
         epoll::wait(&ep, rustix::buffer::spare_capacity(&mut events), Some(&ts))?;
+        let mut lat = measuring.then_some((&mut latencies, t0));
         for ev in &events {
             let c = &mut conns[ev.data.u64() as usize];
-            c.pump(&msg, &mut rbuf, case.size, &mut done)?;
+            let lat = lat.as_mut().map(|(l, t0)| (&mut **l, *t0));
+            c.pump(&msg, &mut rbuf, case.size, &mut done, timed, lat)?;
         }
     }
 }
@@ -451,11 +510,24 @@ struct Conn {
     s: TcpStream,
     to_send: usize,
     received: usize,
+    /// When the message now in flight was written (one message in flight per connection).
+    sent_at: Instant,
 }
 
 impl Conn {
-    /// Reads what is there, counting whole echoed messages, then writes what is owed.
-    fn pump(&mut self, msg: &[u8], rbuf: &mut [u8], size: usize, done: &mut u64) -> io::Result<()> {
+    /// Reads what is there, counting whole echoed messages, then writes what is owed; if
+    /// `timed`, notes when each message is written, and with `latencies`, records the time from
+    /// write to complete echo of each round trip that started after the instant given with it.
+    fn pump(
+        &mut self,
+        msg: &[u8],
+        rbuf: &mut [u8],
+        size: usize,
+        done: &mut u64,
+        timed: bool,
+        mut latencies: Option<(&mut Vec<u64>, Instant)>,
+    ) -> io::Result<()> {
+        let now = timed.then(Instant::now);
         loop {
             match self.s.read(rbuf) {
                 Ok(0) => return Err(io::Error::other("server closed the connection")),
@@ -465,10 +537,21 @@ impl Conn {
                     self.received %= size;
                     *done += whole as u64;
                     self.to_send += whole * size;
+                    if let (Some((l, since)), Some(now)) = (latencies.as_mut(), now)
+                        && whole > 0
+                        && self.sent_at >= *since
+                    {
+                        l.push(now.duration_since(self.sent_at).as_nanos() as u64);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(now) = now
+            && self.to_send > 0
+        {
+            self.sent_at = now;
         }
         while self.to_send > 0 {
             let n = self.to_send.min(msg.len());
@@ -482,54 +565,86 @@ impl Conn {
     }
 }
 
-/// Runs every echo case on every server, alternating servers within each round.
-pub(crate) fn run_all(rounds: usize, quick: bool, servers: &[&'static str]) -> Vec<Result> {
+fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(sorted[i] as f64 / 1000.0)
+}
+
+/// Runs every echo case that `wanted` accepts on every server, alternating servers within each
+/// round.
+pub(crate) fn run_all(
+    rounds: usize,
+    quick: bool,
+    servers: &[&'static str],
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<Result> {
     pin(1);
     let (warmup, window) = if quick {
         (Duration::from_millis(300), Duration::from_millis(1000))
     } else {
         (Duration::from_millis(500), Duration::from_secs(2))
     };
-    let cases: &[Case] = if quick { &CASES[..1] } else { &CASES };
     let mut results = Vec::new();
-    for case in cases {
-        let mut tput: Vec<Series> = servers
+    for case in CASES.iter().filter(|c| wanted(c.name)) {
+        let empty: Vec<Series> = servers
             .iter()
             .map(|s| Series {
                 runtime: s,
                 values: Vec::new(),
             })
             .collect();
-        let mut cpu = tput.clone();
+        let (mut tput, mut cpu) = (empty.clone(), empty.clone());
+        let mut pcts = [empty.clone(), empty.clone(), empty];
         for _ in 0..rounds {
             for (i, kind) in servers.iter().enumerate() {
                 match start_server(kind).and_then(|srv| {
                     let pid = srv.child.id();
                     load(srv.addr, *case, warmup, window, pid)
                 }) {
-                    Ok((rps, us)) => {
-                        tput[i].values.push(rps);
-                        cpu[i].values.push(us);
+                    Ok(m) => {
+                        tput[i].values.push(m.rps);
+                        cpu[i].values.push(m.cpu_us);
+                        for (s, p) in pcts.iter_mut().zip([0.5, 0.99, 0.999]) {
+                            if let Some(v) = percentile(&m.latencies, p) {
+                                s[i].values.push(v);
+                            }
+                        }
                     }
                     Err(e) => eprintln!("{} on {kind}: {e}", case.name),
                 }
             }
         }
-        let first = case.name == CASES[0].name;
+        // The targets: the floor's throughput and CPU where they are held to it.
+        let held = case.conns >= 100 && case.size == 64;
+        let bulk = case.in_flight > 1;
         results.push(Result {
             name: format!("{} round trips", case.name),
             unit: "rt/s",
             lower_is_better: false,
             series: tput,
-            target: first.then_some(("epoll", 0.97)),
+            target: held.then(|| Target::of("epoll", 0.97)),
         });
         results.push(Result {
             name: format!("{} server CPU", case.name),
             unit: "µs/rt",
             lower_is_better: true,
             series: cpu,
-            target: first.then_some(("epoll", 1.05)),
+            target: (held || bulk).then(|| Target::of("epoll", 1.05)),
         });
+        if case.conns >= 1000 {
+            for (series, label) in pcts.into_iter().zip(["p50", "p99", "p999"]) {
+                results.push(Result {
+                    name: format!("{} latency {label}", case.name),
+                    unit: "µs",
+                    lower_is_better: true,
+                    series,
+                    target: (label == "p99").then(|| Target::of("tokio-ct", 1.0)),
+                });
+            }
+        }
         eprintln!("{}: done", case.name);
     }
     results

@@ -1,7 +1,8 @@
 //! The curio-rt benchmark suite: echo servers and kernel micro-benchmarks, each on curio-rt and
 //! its peers (tokio, smol, a hand-written epoll loop) in the same run, reported as ratios.
 //!
-//! `cargo xtask bench [--quick] [--only NAME]` runs it and writes `BENCHMARKS.md`.
+//! `cargo xtask bench [--quick] [--rounds N] [--only PREFIX[,PREFIX...]]` runs it and writes
+//! `BENCHMARKS.md` (with `--only`, pass `--out FILE` to keep the full run's file).
 #![allow(
     unreachable_pub,
     reason = "the echo example is included as a module; its items are pub for readers"
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: curio-bench [--quick] [--python] [--only NAME] [--out FILE]\n       curio-bench serve KIND PORT_FILE\n       curio-bench memory RUNTIME N"
+        "usage: curio-bench [--quick] [--python] [--rounds N] [--only PREFIX[,PREFIX...]] [--out FILE]\n       curio-bench serve KIND PORT_FILE\n       curio-bench memory RUNTIME N"
     );
     ExitCode::from(2)
 }
@@ -62,14 +63,34 @@ fn memory(n: usize, rounds: usize) -> stats::Result {
             }
         }
     }
-    stats::Result {
+    let mut r = stats::Result {
         name: "idle_task_memory".into(),
         unit: "bytes/task",
         lower_is_better: true,
         series,
-        target: Some(("tokio-ct", 1.0)),
-    }
+        target: Some(stats::Target::of("tokio-ct", 1.0)),
+    };
+    micro::merge_tokio(&mut r);
+    r
 }
+
+/// How the figures are made; the head of `BENCHMARKS.md`.
+const METHOD: &str = "\
+Peers: tokio `current_thread` (`tokio-ct`) and `multi_thread` with one worker (`tokio-mt1`), smol (`LocalExecutor`, or `Executor` for remote_spawn, with `async-channel`), and a hand-written epoll loop (`epoll`, the floor for echo); with `--python`, the seed's Python servers (`py-curio`, `py-asyncio`, `py-uvloop`, `py-trio`).
+
+## Method
+
+- Every benchmark body runs as a spawned task of its runtime, never as the `block_on` or main future; the echo servers' accept loops too.
+- The micro-benchmarks run tokio twice, with the body and its tasks spawned by `tokio::spawn` on a `current_thread` runtime and by `LocalSet::spawn_local`; the `tokio-ct` row is the faster of the two by median and says which: `tokio-ct (spawn)` or `tokio-ct (LocalSet)`.
+  The echo server on `tokio-ct` uses `tokio::spawn`, tokio's usual form.
+- Single-threaded micro-benchmarks run pinned to CPU 1.
+  Whatever involves more than one thread (universal_queue, universal_queue_rev, kernel_to_kernel, remote_spawn, run_in_thread) runs unpinned, threads free on both CPUs, as real programs do; `universal_queue pinned` runs the same workload with both threads on CPU 1, to show what pinning hides.
+- Echo servers run in their own process pinned to CPU 0, the load generator (one thread, epoll, TCP_NODELAY) pinned to CPU 1; server CPU is user + system time from `/proc/PID/stat` over the window; latency is the time from a message's write to its complete echo, measured by the load generator, one message in flight per connection.
+- Rounds alternate the runtimes (A B C A B C ...); a figure is the median over rounds with min–max, and a ratio is curio-rt's median over the peer's in the same run.
+  A target against \"the best of\" several peers compares with whichever of them curio-rt trails most.
+- Focused runs: `cargo xtask bench --quick --only universal_queue,kernel_to_kernel --out /tmp/b.md` (`--only` takes name prefixes, `--rounds N` overrides the round count); only a full `cargo xtask bench` on a quiet machine rewrites this file.
+
+";
 
 fn sh(cmd: &str, args: &[&str]) -> String {
     std::process::Command::new(cmd)
@@ -83,6 +104,7 @@ fn suite(args: &[String]) -> ExitCode {
     let mut quick = false;
     let mut python = false;
     let mut only: Option<String> = None;
+    let mut rounds: Option<usize> = None;
     let mut out_file = String::from("BENCHMARKS.md");
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -90,6 +112,10 @@ fn suite(args: &[String]) -> ExitCode {
             "--quick" => quick = true,
             "--python" => python = true,
             "--only" => only = it.next().cloned(),
+            "--rounds" => match it.next().and_then(|n| n.parse().ok()) {
+                Some(n) => rounds = Some(n),
+                None => return usage(),
+            },
             "--out" => match it.next() {
                 Some(f) => out_file = f.clone(),
                 None => return usage(),
@@ -97,32 +123,28 @@ fn suite(args: &[String]) -> ExitCode {
             _ => return usage(),
         }
     }
-    let rounds = if quick { 3 } else { 5 };
+    let rounds = rounds.unwrap_or(if quick { 3 } else { 5 });
     let mut results = Vec::new();
-    let run = |name: &str| {
-        only.as_deref()
-            .is_none_or(|o| name.starts_with(o) || o.starts_with(name))
-    };
-    if run("echo") {
-        let mut servers: Vec<&'static str> = echo::SERVERS.to_vec();
-        if python {
-            servers.extend(echo::python_peers());
-        }
-        results.extend(echo::run_all(rounds, quick, &servers));
+    // `--only` takes name prefixes, e.g. `--only universal_queue,echo 1000`.
+    let prefixes: Vec<String> = only
+        .as_deref()
+        .map(|o| o.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let wanted = |name: &str| prefixes.is_empty() || prefixes.iter().any(|p| name.starts_with(p));
+    // A quick run checks direction: the echo cases with targets and a smaller size of the rest.
+    let wanted_echo = |name: &str| wanted(name) && (!quick || name.ends_with("x64B"));
+    let mut servers: Vec<&'static str> = echo::SERVERS.to_vec();
+    if python {
+        servers.extend(echo::python_peers());
     }
-    // The micro-benchmarks run on CPU 1, away from nothing else of ours.
-    echo::pin(1);
+    results.extend(echo::run_all(rounds, quick, &servers, &wanted_echo));
     let sizes = micro::Sizes {
         rounds,
         scale: if quick { 2 } else { 10 },
     };
-    let micro_only = only
-        .as_deref()
-        .filter(|o| !o.starts_with("echo") && *o != "idle_task_memory");
-    if only.is_none() || micro_only.is_some() {
-        results.extend(micro::run_all(sizes, micro_only));
-    }
-    if run("idle_task_memory") {
+    // Each micro-benchmark sets its own placement: pinned to CPU 1, or unpinned.
+    results.extend(micro::run_all(sizes, &wanted));
+    if wanted("idle_task_memory") {
         results.push(memory(
             if quick { 100_000 } else { 1_000_000 },
             rounds.min(3),
@@ -134,8 +156,7 @@ fn suite(args: &[String]) -> ExitCode {
     let mut md = String::new();
     md.push_str("# Benchmarks\n\n");
     md.push_str("Written by `cargo xtask bench`; every figure is a median of alternating rounds, with min–max, and the ratio is curio-rt's median over the peer's, measured in the same run.\n");
-    md.push_str("Peers: tokio `current_thread` (`tokio-ct`) and `multi_thread` with one worker (`tokio-mt1`), smol's `LocalExecutor` (`smol`), and a hand-written epoll loop (`epoll`, the floor for echo); with `--python`, the seed's Python servers (`py-curio`, `py-asyncio`, `py-uvloop`, `py-trio`).\n");
-    md.push_str("Echo servers run in their own process pinned to CPU 0; the load generator and the micro-benchmarks run pinned to CPU 1.\n\n");
+    md.push_str(METHOD);
     let _ = writeln!(
         md,
         "- machine: {} CPUs, Linux {}",
