@@ -112,3 +112,160 @@ fn group_results_survive_failures() {
         assert!(g.remove(&m).is_none());
     });
 }
+
+/// A value whose `Drop` panics.
+#[derive(Clone)]
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
+curio::task_local! {
+    static BOMB: PanicOnDrop;
+}
+
+/// Runs `f` on its own thread and fails the test if it has not finished within [`crate::LIMIT`]:
+/// a regression shows as a failure, not as a hung test run.
+fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(crate::LIMIT) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("no result in {:?}: hung", crate::LIMIT),
+    }
+}
+
+/// A panic in a task-local value's `Drop`, in the main task and in a spawned one, is contained:
+/// `run` returns, the spawned task's output is delivered, and shutdown does not hang.
+#[test]
+fn panicking_task_local_drop_is_contained() {
+    let out = within_limit(|| {
+        curio::run(async {
+            let child = spawn(async {
+                BOMB.set(PanicOnDrop("child local")).unwrap();
+                7
+            });
+            let v = child.join().await.unwrap();
+            BOMB.set(PanicOnDrop("main local")).unwrap();
+            v
+        })
+    });
+    assert_eq!(out, 7);
+}
+
+/// A panic in the `Drop` of a detached task's output is reported like a task panic, and the
+/// process goes on (async-task would abort).
+#[test]
+fn panicking_detached_output_drop_is_contained() {
+    let out = within_limit(|| {
+        curio::run(async {
+            drop(spawn(async { PanicOnDrop("detached output") }));
+            yield_now().await;
+            yield_now().await;
+            let t = spawn(async { PanicOnDrop("joined output") });
+            let v = t.join().await.unwrap();
+            std::mem::forget(v);
+            "still running"
+        })
+    });
+    assert_eq!(out, "still running");
+}
+
+/// A `Kernel` dropped inside another kernel's task drops all of its tasks: their futures' and
+/// task-locals' `Drop` code runs (a panic in it is contained), so nothing leaks.
+#[test]
+fn kernel_dropped_inside_a_task_drops_its_tasks() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Count(Arc<AtomicUsize>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    within_limit(move || {
+        let mut inner = curio::Kernel::new();
+        inner.run(async {
+            for _ in 0..3 {
+                let c = Count(d.clone());
+                // Parked on an event no one sets: only a drop ends them.
+                spawn(async move {
+                    let never = Rc::new(curio::sync::Event::new());
+                    let _c = c;
+                    never.wait().await;
+                });
+            }
+            spawn(async {
+                BOMB.set(PanicOnDrop("inner local")).unwrap();
+                std::future::pending::<()>().await;
+            });
+            let c = Count(d.clone());
+            spawn(async move {
+                let _c = c;
+                let _bomb = PanicOnDrop("inner future");
+                std::future::pending::<()>().await;
+            });
+            yield_now().await;
+        });
+        assert_eq!(inner.task_count(), 5);
+        curio::run(async move {
+            drop(inner);
+        });
+    });
+    assert_eq!(dropped.load(Ordering::SeqCst), 4);
+}
+
+/// Joining a task of a kernel that is not running is a clear panic, not a silent hang.
+#[test]
+fn join_of_a_task_of_another_kernel_panics() {
+    let err = within_limit(|| {
+        let mut a = curio::Kernel::new();
+        let t = a.run(async { spawn(std::future::pending::<()>()) });
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            curio::run(async move {
+                let _ = t.join().await;
+            })
+        }))
+        .expect_err("joining must panic")
+    });
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("not running on this thread"), "{msg}");
+}
+
+/// A panic in the `Drop` of a cancelled `run_in_thread` call's result neither kills the worker
+/// nor leaks its place in the pool: with one worker thread, later calls still run.
+#[test]
+fn panicking_result_drop_keeps_the_pool_working() {
+    let out = within_limit(|| {
+        let mut kernel = curio::Kernel::builder().max_worker_threads(1).build();
+        kernel.run(async {
+            let started = curio::sync::UniversalEvent::new();
+            let s2 = started.clone();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let call = spawn(curio::run_in_thread(move || {
+                s2.set();
+                go_rx.recv().unwrap();
+                PanicOnDrop("cancelled result")
+            }));
+            // Cancel the call while it runs on the only worker thread.
+            started.wait().await;
+            call.cancel().await;
+            go_tx.send(()).unwrap();
+            let mut sum = 0;
+            for n in 1..=3 {
+                sum += curio::run_in_thread(move || n).await;
+            }
+            sum
+        })
+    });
+    assert_eq!(out, 6);
+}

@@ -163,6 +163,12 @@ impl Kernel {
             std::panic::Location::caller(),
         );
         core.register(&h);
+        // However `run` is left, the main task ends with it: shutdown must never wait for a main
+        // future that no cycle can poll any more.
+        let _main_guard = MainGuard {
+            core: &core,
+            header: &h,
+        };
         let wake = Arc::new(MainWake {
             shared: core.shared.clone(),
             run,
@@ -242,14 +248,54 @@ impl Drop for Kernel {
     fn drop(&mut self) {
         // (A kernel cannot be dropped inside its own `run`, which borrows it.)
         if with_core(|c| c.is_some()) {
-            // Another kernel runs on this thread (a Kernel dropped inside a task): its own
-            // tasks cannot be run now, so they are dropped without their turn.
-            let core = self.core.clone();
-            core.shared.remote.close();
-            core.ready.borrow_mut().clear();
+            self.discard_tasks();
             return;
         }
         self.shutdown();
+    }
+}
+
+impl Kernel {
+    /// Drops every task without its turn, for a kernel dropped inside another kernel's task,
+    /// where it cannot run. With the remote queue closed, a wake hands the task's runnable to a
+    /// queue that refuses it, and dropping a runnable drops its future; waking every parked task
+    /// so breaks the header-waker cycle that would otherwise keep it alive. Panics in the
+    /// dropped futures and task-locals are contained and reported.
+    fn discard_tasks(&mut self) {
+        let core = self.core.clone();
+        core.shared.closed.store(true, Ordering::Release);
+        core.shared.remote.close();
+        let ready = std::mem::take(&mut *core.ready.borrow_mut());
+        drop(ready);
+        let tasks = core.tasks.borrow().all();
+        for h in &tasks {
+            let waker = h.waker.borrow_mut().take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+        for h in &tasks {
+            core.unregister(h);
+            h.discard();
+        }
+        drop(tasks);
+        while let Ok(item) = core.shared.remote.pop() {
+            drop(item);
+        }
+    }
+}
+
+/// Ends a run's main task however `run` is left (a panic that escaped a poll included).
+struct MainGuard<'a> {
+    core: &'a Rc<Core>,
+    header: &'a Rc<Header>,
+}
+
+impl Drop for MainGuard<'_> {
+    fn drop(&mut self) {
+        if !self.header.is_terminated() {
+            self.header.terminate(self.core);
+        }
     }
 }
 

@@ -253,7 +253,7 @@ impl Header {
         false
     }
 
-    fn terminate(&self, core: &Core) {
+    pub(crate) fn terminate(&self, core: &Core) {
         self.state.set(State::Terminated);
         core.unregister(self);
         self.waker.borrow_mut().take();
@@ -265,11 +265,32 @@ impl Header {
                 g.member_terminated(self.id);
             }
             let waiters = std::mem::take(&mut ext.waiters);
-            drop(ext);
+            self.drop_contained("its task-locals", ext);
             for w in waiters {
                 w.wake();
             }
         }
+    }
+
+    /// Drops `value`, whose `Drop` may be user code, reporting a panic in it instead of letting
+    /// it unwind into the kernel (or abort inside async-task).
+    pub(crate) fn drop_contained<V>(&self, what: &str, value: V) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(value))) {
+            eprintln!(
+                "curio: task {} ({}) panicked while dropping {what}: {}",
+                self.id,
+                self.name.as_str(),
+                panic_message(&*payload)
+            );
+        }
+    }
+
+    /// Drops what a task that will never run again holds in its header (its task-locals),
+    /// for a kernel that is dropped where it cannot run its tasks.
+    pub(crate) fn discard(&self) {
+        self.waker.borrow_mut().take();
+        let ext = self.ext.borrow_mut().take();
+        self.drop_contained("its task-locals", ext);
     }
 
     fn error(&self, kind: ErrorKind) -> TaskError {
@@ -388,6 +409,49 @@ fn drop_future<F>(h: &Header, mut slot: Pin<&mut Option<F>>) {
     }
 }
 
+/// The pinned slot of a task's future, owned by the wrapper that async-task runs. Async-task
+/// drops a future it never completed (a kernel dropped where it cannot run its tasks) under
+/// abort-on-panic, so the slot drops the future itself and contains a panic in its `Drop`.
+struct FutureSlot<'a, F> {
+    header: Rc<Header>,
+    slot: Pin<&'a mut Option<F>>,
+}
+
+impl<F> Drop for FutureSlot<'_, F> {
+    fn drop(&mut self) {
+        if self.slot.is_some() {
+            drop_future(&self.header, self.slot.as_mut());
+        }
+    }
+}
+
+/// A task's output as async-task stores it. Async-task drops the output of a detached task
+/// under abort-on-panic, so a panic in the output's `Drop` is contained and reported here.
+pub(crate) struct Output<T> {
+    value: Option<T>,
+    id: TaskId,
+}
+
+impl<T> Output<T> {
+    fn into_inner(mut self) -> T {
+        self.value.take().expect("an output is taken once")
+    }
+}
+
+impl<T> Drop for Output<T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.value.take()
+            && let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(v)))
+        {
+            eprintln!(
+                "curio: the output of task {} panicked while being dropped: {}",
+                self.id,
+                panic_message(&*payload)
+            );
+        }
+    }
+}
+
 /// Spawns `fut` as a new task on the running kernel and returns its handle.
 ///
 /// The task is appended to the ready queue; the caller keeps running (spawning never switches
@@ -477,17 +541,22 @@ impl Builder {
             let h = Header::new(core, name, self.daemon, location);
             core.register(&h);
             let h2 = h.clone();
+            let id = h.id;
             let wrapped = async move {
                 let slot = pin!(Some(fut));
-                let mut slot = slot;
-                poll_fn(move |cx| {
+                let mut guard = FutureSlot { header: h2, slot };
+                let value = poll_fn(move |cx| {
                     with_core(|core| match core {
-                        Some(core) => poll_task(core, &h2, slot.as_mut(), cx),
+                        Some(core) => poll_task(core, &guard.header, guard.slot.as_mut(), cx),
                         // Never polled outside the kernel: runnables only run on its thread.
                         None => Poll::Pending,
                     })
                 })
-                .await
+                .await;
+                Output {
+                    value: Some(value),
+                    id,
+                }
             };
             let shared = core.shared.clone();
             let (runnable, task) = async_task::Builder::new()
@@ -495,6 +564,7 @@ impl Builder {
             runnable.schedule();
             Task {
                 header: h,
+                kernel: core.shared.id,
                 inner: Some(task.fallible()),
                 outcome: None,
             }
@@ -506,7 +576,9 @@ impl Builder {
 #[must_use = "dropping a Task detaches it; join, wait or cancel it, or drop it on purpose"]
 pub struct Task<T> {
     header: Rc<Header>,
-    inner: Option<async_task::FallibleTask<Result<T, TaskError>>>,
+    /// The id of the kernel that runs the task.
+    kernel: u64,
+    inner: Option<async_task::FallibleTask<Output<Result<T, TaskError>>>>,
     /// The outcome, once a task group has taken it out of `inner` to look at it; `join` and
     /// [`try_take`](Task::try_take) hand it out from here.
     outcome: Option<Result<T, TaskError>>,
@@ -580,6 +652,11 @@ impl<T> Task<T> {
     ///
     /// A [`TaskError`] when the task panicked or was cancelled.
     ///
+    /// # Panics
+    ///
+    /// When polled while the task's kernel is not the one running on this thread (another
+    /// kernel runs, or none does) and the task has not finished: it could never finish there.
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future detaches the task (it keeps running); its output is then lost.
@@ -595,10 +672,18 @@ impl<T> Task<T> {
             return r;
         }
         poll_fn(|cx| match self.inner.as_mut() {
-            Some(t) => Pin::new(t).poll(cx).map(|r| {
-                self.inner = None;
-                r.unwrap_or_else(|| Err(self.header.error(ErrorKind::Cancelled)))
-            }),
+            Some(t) => {
+                if !self.header.is_terminated() {
+                    check_kernel(self.kernel, self.header.id);
+                }
+                Pin::new(t).poll(cx).map(|r| {
+                    self.inner = None;
+                    r.map_or_else(
+                        || Err(self.header.error(ErrorKind::Cancelled)),
+                        Output::into_inner,
+                    )
+                })
+            }
             None => Poll::Ready(Err(self.header.error(ErrorKind::Cancelled))),
         })
         .await
@@ -628,7 +713,7 @@ impl<T> Task<T> {
         match Pin::new(inner).poll(&mut cx) {
             Poll::Ready(Some(r)) => {
                 self.inner = None;
-                Some(r)
+                Some(r.into_inner())
             }
             Poll::Ready(None) => {
                 self.inner = None;
@@ -664,6 +749,18 @@ impl<T> Task<T> {
     /// Requests cancellation and returns at once.
     pub fn cancel_nowait(&self) {
         self.header.request_cancel();
+    }
+}
+
+/// Panics when the running kernel is not `kernel`: a task of a kernel that is not running can
+/// never finish, and waiting for it would hang without a word.
+fn check_kernel(kernel: u64, id: TaskId) {
+    let running = with_core(|c| c.map(|c| c.shared.id));
+    if running != Some(kernel) {
+        panic!(
+            "curio: waiting for task {id} of kernel {kernel}, which is not running on this thread \
+             (a task can only be joined inside its own kernel)"
+        );
     }
 }
 

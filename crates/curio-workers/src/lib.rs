@@ -192,6 +192,18 @@ impl ThreadPool {
     }
 }
 
+/// Runs `f`, reporting a panic in it on stderr instead of unwinding.
+fn contain(what: &str, f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("Box<dyn Any>");
+        eprintln!("curio: {what} panicked: {msg}");
+    }
+}
+
 fn worker(shared: Arc<PoolShared>, id: usize, busy: Arc<AtomicBool>) {
     BUSY.with(|f| *f.borrow_mut() = Some(busy.clone()));
     let mut st = lock(&shared.state);
@@ -200,7 +212,10 @@ fn worker(shared: Arc<PoolShared>, id: usize, busy: Arc<AtomicBool>) {
             // Set under the lock, so shutdown sees either an idle thread or a busy one.
             busy.store(true, Ordering::Release);
             drop(st);
-            job();
+            // A job's own panics are caught inside it; what can still unwind here is user code
+            // run when the job and its call state are dropped (the `Drop` of a cancelled call's
+            // result, say). The thread and its place in the pool's accounting survive it.
+            contain("a worker thread's job", job);
             busy.store(false, Ordering::Release);
             st = lock(&shared.state);
             continue;
@@ -230,18 +245,23 @@ fn worker(shared: Arc<PoolShared>, id: usize, busy: Arc<AtomicBool>) {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        let idle: Vec<JoinHandle<()>> = {
+        let (jobs, idle): (VecDeque<Job>, Vec<JoinHandle<()>>) = {
             let mut st = lock(&self.shared.state);
             st.shutdown = true;
-            // Queued jobs belong to calls whose tasks are gone: drop them unrun.
-            st.jobs.clear();
+            // Queued jobs belong to calls whose tasks are gone: they are dropped unrun, below,
+            // outside the lock (dropping a closure runs its captures' `Drop`).
+            let jobs = std::mem::take(&mut st.jobs);
             // Threads still inside an abandoned call are detached: they exit when it returns.
-            std::mem::take(&mut st.workers)
+            let idle = std::mem::take(&mut st.workers)
                 .into_iter()
                 .filter(|w| !w.busy.load(Ordering::Acquire))
                 .map(|w| w.handle)
-                .collect()
+                .collect();
+            (jobs, idle)
         };
+        for job in jobs {
+            contain("dropping an unrun worker job", || drop(job));
+        }
         self.shared.cond.notify_all();
         for h in idle {
             let _ = h.join();
