@@ -1,0 +1,179 @@
+//! Curio 1.6's `test_subprocess.py`, ported with its test names.
+//! Curio's tests run `python child.py`, which prints `t-minus 4` .. `t-minus 1`, a line at a
+//! time; here `sh` does the same.
+
+use std::time::Duration;
+
+use curio_process::{Command, Stdio, SubprocessError, check_output, run};
+
+use crate::{bounded, sh};
+
+/// Curio's `child.py`: a countdown, a line every 50 ms.
+const CHILD: &str = "for n in 4 3 2 1; do echo t-minus $n; sleep 0.05; done";
+
+const COUNTDOWN: &[u8] = b"t-minus 4\nt-minus 3\nt-minus 2\nt-minus 1\n";
+
+#[test]
+fn test_simple() {
+    curio_kernel::run(async {
+        let out = bounded("run", run(&mut sh(CHILD))).await.unwrap();
+        assert_eq!(out.stdout, COUNTDOWN);
+        assert_eq!(out.status.code(), Some(0));
+    });
+}
+
+#[test]
+fn test_simple_check_output() {
+    curio_kernel::run(async {
+        let out = bounded("check_output", check_output(&mut sh(CHILD)))
+            .await
+            .unwrap();
+        assert_eq!(out, COUNTDOWN);
+    });
+}
+
+#[test]
+fn test_bad_cmd() {
+    curio_kernel::run(async {
+        // Curio: `run(..., check=True)` raises `CalledProcessError`.
+        let out = run(&mut sh("echo oops >&2; exit 3")).await.unwrap();
+        let e = out.check().unwrap_err();
+        assert_eq!(e.status.code(), Some(3));
+        assert_eq!(e.stderr, b"oops\n");
+    });
+}
+
+#[test]
+fn test_bad_cmd_check_output() {
+    curio_kernel::run(async {
+        match check_output(&mut sh("echo out; echo oops >&2; exit 1")).await {
+            Err(SubprocessError::Failed(e)) => {
+                assert_eq!(e.status.code(), Some(1));
+                assert_eq!(
+                    (e.stdout, e.stderr),
+                    (b"out\n".to_vec(), b"oops\n".to_vec())
+                );
+            }
+            other => panic!("expected a CalledProcessError, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn test_timeout() {
+    curio_kernel::run(async {
+        // Curio: `timeout=1` raises `TimeoutExpired`; `timeout_after(0.5, run(...))` leaves
+        // `e.stdout == b't-minus 4\n'`. Deviation: a dropped future cannot hand back output, so
+        // the partial output comes with `Command::timeout`'s `TimeoutExpired`.
+        let mut cmd = sh("echo t-minus 4; exec sleep 30");
+        cmd.timeout(Duration::from_millis(500));
+        match bounded("run", run(&mut cmd)).await {
+            Err(SubprocessError::TimedOut(e)) => {
+                assert_eq!(e.stdout, b"t-minus 4\n");
+                assert_eq!(e.stderr, b"");
+                assert_eq!(e.timeout, Duration::from_millis(500));
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn test_universal() {
+    // Curio rejects `universal_newlines=True` with `RuntimeError`. Deviation: there is no text
+    // mode to reject; output is bytes, and bytes that are not UTF-8 come back intact.
+    curio_kernel::run(async {
+        let out = check_output(&mut sh(r"printf '\377\376\r\n'"))
+            .await
+            .unwrap();
+        assert_eq!(out, b"\xff\xfe\r\n");
+    });
+}
+
+#[test]
+fn test_stdin_pipe() {
+    curio_kernel::run(async {
+        let mut p1 = sh(CHILD).stdout(Stdio::piped()).spawn().unwrap();
+        let pipe = p1.stdout.take().unwrap();
+        let mut p2 = Command::new("wc")
+            .arg("-l")
+            .stdin(pipe)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = bounded("communicate", p2.communicate(b"")).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
+        assert!(bounded("wait", p1.wait()).await.unwrap().success());
+    });
+}
+
+#[test]
+fn test_io() {
+    curio_kernel::run(async {
+        let out = check_output(
+            Command::new("wc")
+                .arg("-l")
+                .input(&b"Line1\nLine2\nLine3\n"[..]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out).trim(), "3");
+    });
+}
+
+#[test]
+fn test_io_cancel() {
+    curio_kernel::run(async {
+        // A child that never reads: 10 MB of input blocks until the timeout cancels it.
+        let mut p = sh("exec sleep 30")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let input = vec![b'x'; 10_000_000];
+        let r =
+            curio_kernel::timeout_after(Duration::from_millis(100), p.communicate(&input)).await;
+        assert!(r.is_err(), "communicate should have timed out");
+        assert_eq!(p.take_output(), (Vec::new(), Vec::new()));
+        p.kill().unwrap();
+        let status = bounded("wait", p.wait()).await.unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+    });
+}
+
+#[test]
+fn test_popen_wait() {
+    curio_kernel::run(async {
+        let mut p = sh(CHILD).stdout(Stdio::null()).spawn().unwrap();
+        assert_eq!(bounded("wait", p.wait()).await.unwrap().code(), Some(0));
+        // Waiting again gives the same status.
+        assert_eq!(p.wait().await.unwrap().code(), Some(0));
+        assert_eq!(p.try_wait().unwrap().and_then(|s| s.code()), Some(0));
+    });
+}
+
+#[test]
+fn test_broken_pipe() {
+    curio_kernel::run(async {
+        let mut p = sh("exec 0<&-; echo closed; exec sleep 30")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let out = p.stdout.take().unwrap();
+        assert_eq!(bounded("read", out.read(100)).await.unwrap(), b"closed\n");
+        let stdin = p.stdin.take().unwrap();
+        let e = bounded("write", stdin.write_all(&[0; 1 << 20]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
+        p.kill().unwrap();
+        bounded("wait", p.wait()).await.unwrap();
+    });
+}
