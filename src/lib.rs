@@ -2,10 +2,12 @@
 //!
 //! A small, explicit kernel runs tasks on one thread. Tasks are cancellable, join through
 //! handles, sleep on the kernel's clock, and talk to other threads through a [`KernelHandle`].
-//! Blocking work goes to a thread pool with [`run_in_thread`]; sockets live in [`net`].
+//! Blocking work goes to a thread pool with [`run_in_thread`]; sockets live in [`net`], child
+//! processes in [`process`] and Unix signals in [`signal`].
 //!
 //! This crate is the facade: it only re-exports the workspace's crates
-//! (`curio-kernel`, `curio-time`, `curio-reactor`, `curio-sync`, `curio-net`, `curio-workers`), each of which
+//! (`curio-kernel`, `curio-time`, `curio-reactor`, `curio-sync`, `curio-net`, `curio-process`,
+//! `curio-workers`), each of which
 //! can also be used on its own.
 //!
 //! # Examples
@@ -94,6 +96,19 @@ pub mod net {
 /// TLS on rustls (feature `tls`, on by default): also `curio::net::tls`.
 #[cfg(feature = "tls")]
 pub use curio_net::tls;
+
+/// Child processes: `Command`, `Child`, pipes as `FileStream`s, `run` and `check_output`.
+pub mod process {
+    pub use curio_process::{
+        CalledProcessError, Child, Command, CompletedProcess, FileStream, Stdio, SubprocessError,
+        TimeoutExpired, check_output, run, set_use_pidfd,
+    };
+}
+
+/// Unix signals: `SignalQueue`, `SignalEvent` and `ctrl_c`.
+pub mod signal {
+    pub use curio_process::signal::*;
+}
 
 /// Worker threads.
 pub mod workers {

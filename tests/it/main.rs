@@ -10,6 +10,7 @@ mod io;
 mod kernel;
 mod local;
 mod net;
+mod process;
 mod queue;
 mod stress;
 mod sync;
