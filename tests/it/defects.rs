@@ -198,22 +198,22 @@ fn kernel_dropped_inside_a_task_drops_its_tasks() {
             for _ in 0..3 {
                 let c = Count(d.clone());
                 // Parked on an event no one sets: only a drop ends them.
-                spawn(async move {
+                drop(spawn(async move {
                     let never = Rc::new(curio::sync::Event::new());
                     let _c = c;
                     never.wait().await;
-                });
+                }));
             }
-            spawn(async {
+            drop(spawn(async {
                 BOMB.set(PanicOnDrop("inner local")).unwrap();
                 std::future::pending::<()>().await;
-            });
+            }));
             let c = Count(d.clone());
-            spawn(async move {
+            drop(spawn(async move {
                 let _c = c;
                 let _bomb = PanicOnDrop("inner future");
                 std::future::pending::<()>().await;
-            });
+            }));
             yield_now().await;
         });
         assert_eq!(inner.task_count(), 5);
@@ -268,4 +268,79 @@ fn panicking_result_drop_keeps_the_pool_working() {
         })
     });
     assert_eq!(out, 6);
+}
+
+/// Transient accept errors (ENOBUFS, ENOMEM, EPERM, EPROTO) back off and continue, like EMFILE;
+/// a connection that failed before it was accepted is skipped; a broken listener stops the
+/// server with its error.
+#[test]
+fn run_server_survives_transient_accept_errors() {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::io;
+    use std::net::SocketAddr;
+
+    use curio::net::{Listener, ServerOptions, TcpListener, TcpStream, run_server_with};
+    use rustix::io::Errno;
+
+    /// Fails with scripted errors, then accepts from a real listener.
+    struct Scripted {
+        errors: RefCell<VecDeque<Errno>>,
+        real: TcpListener,
+    }
+    impl Listener for Scripted {
+        type Stream = TcpStream;
+        type Addr = SocketAddr;
+        async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+            let next = self.errors.borrow_mut().pop_front();
+            match next {
+                Some(e) => Err(io::Error::from_raw_os_error(e.raw_os_error())),
+                None => self.real.accept().await,
+            }
+        }
+    }
+
+    let result = within_limit(|| {
+        curio::run(async {
+            let real = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = real.local_addr().unwrap();
+            let errors = [
+                Errno::NOBUFS,
+                Errno::NOMEM,
+                Errno::PERM,
+                Errno::PROTO,
+                Errno::CONNABORTED,
+                Errno::NETUNREACH,
+            ];
+            let listener = Scripted {
+                errors: RefCell::new(errors.into_iter().collect()),
+                real,
+            };
+            let options = ServerOptions::default().accept_backoff(std::time::Duration::ZERO);
+            let server = spawn(run_server_with(
+                listener,
+                |client: TcpStream, _| async move {
+                    let data = client.recv(16).await?;
+                    client.sendall(&data).await
+                },
+                options,
+            ));
+            let client = TcpStream::connect(addr).await.unwrap();
+            client.sendall(b"ping").await.unwrap();
+            let echoed = client.recv(16).await.unwrap();
+            server.cancel().await;
+
+            // A listener that is unusable stops the server with its error.
+            let broken = Scripted {
+                errors: RefCell::new([Errno::BADF].into_iter().collect()),
+                real: TcpListener::bind("127.0.0.1:0").unwrap(),
+            };
+            let err = run_server_with(broken, |_: TcpStream, _| async {}, ServerOptions::default())
+                .await
+                .unwrap_err();
+            (echoed, err.raw_os_error())
+        })
+    });
+    assert_eq!(result.0, b"ping");
+    assert_eq!(result.1, Some(Errno::BADF.raw_os_error()));
 }

@@ -143,12 +143,21 @@ where
 ///
 /// The clients run in a [`TaskGroup`] that the server's task owns: cancelling the server cancels
 /// them first. A handler that fails (returns `Err`) or panics is reported on stderr and never
-/// stops the server. When `accept` runs out of descriptors (`EMFILE`, `ENFILE`), the server logs
-/// it, backs off ([`ServerOptions::accept_backoff`], 100 ms) and tries again.
+/// stops the server.
+///
+/// Accept errors that say nothing about the listener keep it serving:
+/// - running out of a resource (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), a connection refused
+///   by a firewall rule (`EPERM`) or a protocol error (`EPROTO`): the server logs it, backs off
+///   ([`ServerOptions::accept_backoff`], 100 ms) and tries again;
+/// - a connection that failed before it was accepted (`ECONNABORTED`, `ECONNRESET`, `EINTR`,
+///   and the network errors Linux passes on from the new socket: `ENETDOWN`, `ENOPROTOOPT`,
+///   `EHOSTDOWN`, `ENONET`, `EHOSTUNREACH`, `EOPNOTSUPP`, `ENETUNREACH`, `ETIMEDOUT`): the
+///   server accepts the next one at once.
 ///
 /// # Errors
 ///
-/// When `accept` fails with any other error.
+/// When `accept` fails with any other error: the listener itself is unusable (`EBADF`,
+/// `EINVAL`, `ENOTSOCK`, ...).
 ///
 /// # Cancel safety
 ///
@@ -187,16 +196,18 @@ where
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
-            Err(e) if is_out_of_fds(&e) => {
-                eprintln!(
-                    "curio: server: accept failed ({e}); retrying in {:?}",
-                    options.accept_backoff
-                );
-                curio_kernel::sleep(options.accept_backoff).await;
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-            Err(e) => return Err(e),
+            Err(e) => match accept_error(&e) {
+                AcceptError::BackOff => {
+                    eprintln!(
+                        "curio: server: accept failed ({e}); retrying in {:?}",
+                        options.accept_backoff
+                    );
+                    curio_kernel::sleep(options.accept_backoff).await;
+                    continue;
+                }
+                AcceptError::Next => continue,
+                AcceptError::Fatal => return Err(e),
+            },
         };
         // Reap the clients that have finished, so a long-running server does not keep them.
         while clients.try_next_done().is_some() {}
@@ -217,10 +228,83 @@ where
     }
 }
 
-fn is_out_of_fds(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(code) if code == rustix::io::Errno::MFILE.raw_os_error()
-            || code == rustix::io::Errno::NFILE.raw_os_error()
-    )
+/// What a server does after an accept error.
+#[derive(Debug, PartialEq, Eq)]
+enum AcceptError {
+    /// A resource ran out, or a rule refused the connection: wait, then accept again.
+    BackOff,
+    /// One connection failed before it was accepted: accept the next.
+    Next,
+    /// The listener is unusable.
+    Fatal,
+}
+
+fn accept_error(e: &io::Error) -> AcceptError {
+    use rustix::io::Errno;
+    let Some(code) = e.raw_os_error() else {
+        return match e.kind() {
+            io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted => AcceptError::Next,
+            _ => AcceptError::Fatal,
+        };
+    };
+    let errno = Errno::from_raw_os_error(code);
+    const BACK_OFF: [Errno; 6] = [
+        Errno::MFILE,
+        Errno::NFILE,
+        Errno::NOBUFS,
+        Errno::NOMEM,
+        Errno::PERM,
+        Errno::PROTO,
+    ];
+    const NEXT: [Errno; 11] = [
+        Errno::CONNABORTED,
+        Errno::CONNRESET,
+        Errno::INTR,
+        Errno::NETDOWN,
+        Errno::NOPROTOOPT,
+        Errno::HOSTDOWN,
+        Errno::NONET,
+        Errno::HOSTUNREACH,
+        Errno::OPNOTSUPP,
+        Errno::NETUNREACH,
+        Errno::TIMEDOUT,
+    ];
+    if BACK_OFF.contains(&errno) {
+        AcceptError::BackOff
+    } else if NEXT.contains(&errno) {
+        AcceptError::Next
+    } else {
+        AcceptError::Fatal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_are_classified() {
+        use rustix::io::Errno;
+        let os = |e: Errno| io::Error::from_raw_os_error(e.raw_os_error());
+        for e in [
+            Errno::MFILE,
+            Errno::NOBUFS,
+            Errno::NOMEM,
+            Errno::PERM,
+            Errno::PROTO,
+        ] {
+            assert_eq!(accept_error(&os(e)), AcceptError::BackOff, "{e:?}");
+        }
+        for e in [Errno::CONNABORTED, Errno::NETUNREACH, Errno::INTR] {
+            assert_eq!(accept_error(&os(e)), AcceptError::Next, "{e:?}");
+        }
+        for e in [Errno::BADF, Errno::INVAL, Errno::NOTSOCK] {
+            assert_eq!(accept_error(&os(e)), AcceptError::Fatal, "{e:?}");
+        }
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        assert_eq!(accept_error(&aborted), AcceptError::Next);
+        assert_eq!(accept_error(&io::Error::other("x")), AcceptError::Fatal);
+    }
 }

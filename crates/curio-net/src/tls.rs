@@ -14,6 +14,11 @@
 //! (`recv`, `recv_into`, `sendall`, `close`) of its own. It is used by one task at a time: unlike
 //! a socket, it cannot be read by one task while another writes.
 //!
+//! A peer that closes without a TLS `close_notify` is an `UnexpectedEof` error by default,
+//! since it may be a truncation; [`TlsStream::set_eof_without_close_notify`] (or
+//! [`TlsAcceptor::eof_without_close_notify`] for a server) makes such a close at a record
+//! boundary an ordinary end of file, for protocols that delimit their own messages.
+//!
 //! This module exists with the `tls` feature, which is on by default.
 //!
 //! # Examples
@@ -328,11 +333,12 @@ impl TlsConnector {
     {
         let shown = name.to_str().into_owned();
         let s = futures_rustls::TlsConnector::from(Arc::clone(&self.config))
-            .connect(name, Io(stream))
+            .connect(name, Io::new(stream))
             .await?;
         Ok(TlsStream {
             inner: s.into(),
             name: Some(shown),
+            eof_without_close_notify: false,
         })
     }
 }
@@ -343,6 +349,7 @@ impl TlsConnector {
 pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
     handshake_timeout: Option<Duration>,
+    eof_without_close_notify: bool,
 }
 
 impl fmt::Debug for TlsAcceptor {
@@ -376,6 +383,7 @@ impl TlsAcceptor {
         TlsAcceptor {
             config,
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            eof_without_close_notify: false,
         }
     }
 
@@ -429,6 +437,14 @@ impl TlsAcceptor {
         self
     }
 
+    /// Sets [`TlsStream::set_eof_without_close_notify`] on every stream this acceptor makes:
+    /// for servers whose clients close without a TLS `close_notify` (Python's `ssl`, many HTTP
+    /// clients) and whose protocol frames its own messages.
+    pub fn eof_without_close_notify(mut self, allow: bool) -> TlsAcceptor {
+        self.eof_without_close_notify = allow;
+        self
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Arc<ServerConfig> {
         &self.config
@@ -455,7 +471,7 @@ impl TlsAcceptor {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let handshake =
-            futures_rustls::TlsAcceptor::from(Arc::clone(&self.config)).accept(Io(stream));
+            futures_rustls::TlsAcceptor::from(Arc::clone(&self.config)).accept(Io::new(stream));
         let s = match self.handshake_timeout {
             // The timeout is the acceptor's own deadline, not the caller's timeout scope (an
             // expiring outer scope drops this one and reports itself), so it is an I/O error.
@@ -472,6 +488,7 @@ impl TlsAcceptor {
         Ok(TlsStream {
             inner: s.into(),
             name: None,
+            eof_without_close_notify: self.eof_without_close_notify,
         })
     }
 }
@@ -489,6 +506,8 @@ pub struct TlsStream<S> {
     inner: futures_rustls::TlsStream<Io<S>>,
     /// The name the server's certificate was verified against, on the client side.
     name: Option<String>,
+    /// Whether an end of stream at a record boundary without `close_notify` reads as EOF.
+    eof_without_close_notify: bool,
 }
 
 impl<S: fmt::Debug> fmt::Debug for TlsStream<S> {
@@ -510,9 +529,30 @@ impl<S> TlsStream<S> {
         self.inner.get_ref().1
     }
 
+    /// Whether a peer that closes the underlying stream without a TLS `close_notify` reads as
+    /// an end of file (`recv` returns an empty vector, `poll_read` 0) rather than an
+    /// `UnexpectedEof` error, provided the stream ended at a TLS record boundary. Off by default.
+    ///
+    /// The `close_notify` is how TLS tells a clean end from a truncation by an attacker who
+    /// closes the TCP connection. Python's `ssl` module (its default `suppress_ragged_eofs`)
+    /// and many HTTP clients close without it, so a server that logs `UnexpectedEof` as a
+    /// failure reports every normal disconnect of theirs. Turn it on when the application
+    /// protocol delimits its own messages (lines, length prefixes, HTTP's `Content-Length`),
+    /// so a cut between records is still seen by the protocol. A stream that ends in the
+    /// middle of a record is still an `UnexpectedEof` error.
+    #[doc(alias = "suppress_ragged_eofs")]
+    pub fn set_eof_without_close_notify(&mut self, allow: bool) {
+        self.eof_without_close_notify = allow;
+    }
+
+    /// Whether [`set_eof_without_close_notify`](Self::set_eof_without_close_notify) is on.
+    pub fn eof_without_close_notify(&self) -> bool {
+        self.eof_without_close_notify
+    }
+
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
-        &self.inner.get_ref().0.0
+        &self.inner.get_ref().0.io
     }
 
     /// Whether this is the server side of the connection.
@@ -671,7 +711,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
             // writable, and a write error shows up again on the next write.
             let _ = Pin::new(&mut this.inner).poll_flush(cx);
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Err(e))
+                if e.kind() == io::ErrorKind::UnexpectedEof
+                    && this.eof_without_close_notify
+                    && this.inner.get_ref().0.at_record_boundary() =>
+            {
+                Poll::Ready(Ok(0))
+            }
+            other => other,
+        }
     }
 }
 
@@ -708,7 +757,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
 /// makes one last write of what is queued before it drops the connection: with the default, a
 /// server that rejects the client's ALPN would send its ServerHello but not the alert after it,
 /// and the client would see a broken pipe instead of the reason.
-struct Io<S>(S);
+///
+/// It also follows the TLS record framing of what it reads (a 5-byte header whose last two
+/// bytes give the body's length), so that an end of stream can be told to fall between records
+/// or inside one (see [`TlsStream::set_eof_without_close_notify`]).
+struct Io<S> {
+    io: S,
+    /// Header bytes of the next record seen so far (0 to 4).
+    header: [u8; 5],
+    header_len: usize,
+    /// Body bytes of the current record still to come.
+    body_left: usize,
+}
+
+impl<S> Io<S> {
+    fn new(io: S) -> Io<S> {
+        Io {
+            io,
+            header: [0; 5],
+            header_len: 0,
+            body_left: 0,
+        }
+    }
+
+    /// Whether every record read so far is complete.
+    fn at_record_boundary(&self) -> bool {
+        self.header_len == 0 && self.body_left == 0
+    }
+
+    /// Follows the record framing through `data`, the next bytes read.
+    fn track(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(data.len());
+                self.body_left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
+            self.header_len += n;
+            data = &data[n..];
+            if self.header_len == 5 {
+                self.header_len = 0;
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+            }
+        }
+    }
+}
 
 impl<S: AsyncRead + Unpin> AsyncRead for Io<S> {
     fn poll_read(
@@ -716,7 +812,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Io<S> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = res {
+            this.track(&buf[..n]);
+        }
+        res
     }
 }
 
@@ -726,7 +827,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -734,7 +835,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let inner = &mut self.get_mut().0;
+        let inner = &mut self.get_mut().io;
         let mut total = 0;
         for buf in bufs.iter().filter(|b| !b.is_empty()) {
             match Pin::new(&mut *inner).poll_write(cx, buf) {
@@ -753,11 +854,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_close(cx)
+        Pin::new(&mut self.get_mut().io).poll_close(cx)
     }
 }
 

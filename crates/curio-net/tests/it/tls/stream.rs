@@ -85,3 +85,45 @@ fn a_write_left_in_the_tls_buffer_goes_out_with_the_next_read() {
         reader.join().await.unwrap();
     });
 }
+
+/// A peer that closes without `close_notify`: `UnexpectedEof` by default; a plain EOF with
+/// `eof_without_close_notify` when the stream ended at a record boundary; still
+/// `UnexpectedEof` when it ended inside a record.
+#[test]
+fn eof_without_close_notify() {
+    use std::net::Shutdown;
+
+    run(async {
+        // Default: truncation is detectable.
+        let (mut client, mut server) = tls_pair().await;
+        client.sendall(b"hi").await.unwrap();
+        client.get_ref().shutdown(Shutdown::Write).unwrap();
+        assert!(!server.eof_without_close_notify());
+        assert_eq!(server.recv(100).await.unwrap(), b"hi");
+        let e = server.recv(100).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+
+        // Opted in, at a record boundary: an ordinary EOF, also through SocketStream.
+        let (mut client, mut server) = tls_pair().await;
+        server.set_eof_without_close_notify(true);
+        client.sendall(b"line\n").await.unwrap();
+        client.get_ref().shutdown(Shutdown::Write).unwrap();
+        let mut s = server.as_stream();
+        assert_eq!(s.read_line(100).await.unwrap(), b"line\n");
+        assert_eq!(s.read_line(100).await.unwrap(), b"");
+
+        // Opted in, inside a record (a header and part of a body): still an error.
+        let (mut client, mut server) = tls_pair().await;
+        server.set_eof_without_close_notify(true);
+        client.sendall(b"whole").await.unwrap();
+        client
+            .get_ref()
+            .sendall(&[0x17, 0x03, 0x03, 0x00, 0x40, 1, 2, 3])
+            .await
+            .unwrap();
+        client.get_ref().shutdown(Shutdown::Write).unwrap();
+        assert_eq!(server.recv(100).await.unwrap(), b"whole");
+        let e = server.recv(100).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    });
+}
