@@ -54,7 +54,8 @@ pub use connect::{
 };
 pub use resolve::{getaddrinfo, gethostname, getnameinfo};
 pub use server::{
-    ClientOutcome, Listener, ServerOptions, run_server, run_server_with, tcp_server, unix_server,
+    ClientOutcome, Listener, ServerOptions, ServerShutdown, run_server, run_server_with,
+    tcp_server, tcp_server_with, unix_server,
 };
 pub use socket::AcceptStream;
 pub use stream::{IncompleteRead, Lines, SocketStream};

@@ -1,10 +1,14 @@
 //! Servers: one task per client, in a task group the server owns.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use curio_kernel::{TaskGroup, Wait};
@@ -70,12 +74,19 @@ impl Listener for UnixListener {
 pub struct ServerOptions {
     /// How long to wait before accepting again after running out of descriptors.
     pub accept_backoff: Duration,
+    /// The handle that stops the server gracefully, if any.
+    pub shutdown: Option<ServerShutdown>,
+    /// How long a graceful shutdown lets the clients finish before it cancels them (10 s by
+    /// default).
+    pub grace_period: Duration,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             accept_backoff: Duration::from_millis(100),
+            shutdown: None,
+            grace_period: Duration::from_secs(10),
         }
     }
 }
@@ -86,6 +97,119 @@ impl ServerOptions {
         self.accept_backoff = d;
         self
     }
+
+    /// Sets [`shutdown`](Self::shutdown): the server stops gracefully when `handle` is
+    /// triggered.
+    pub fn shutdown(mut self, handle: &ServerShutdown) -> ServerOptions {
+        self.shutdown = Some(handle.clone());
+        self
+    }
+
+    /// Sets [`grace_period`](Self::grace_period).
+    pub fn grace_period(mut self, d: Duration) -> ServerOptions {
+        self.grace_period = d;
+        self
+    }
+}
+
+/// Stops servers gracefully: each server given this handle (with [`ServerOptions::shutdown`])
+/// stops accepting and closes its listener, lets its clients finish within its
+/// [`grace_period`](ServerOptions::grace_period), cancels those still running, and returns
+/// `Ok(())`.
+///
+/// The handle is `Send + Sync` and cheap to clone: a signal task, another server or another
+/// thread may trigger it. Triggering it before the server starts makes the server return at
+/// once.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use curio_net::{ServerOptions, ServerShutdown, TcpListener, TcpStream, run_server_with};
+///
+/// curio_kernel::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let stop = ServerShutdown::new();
+///     let options = ServerOptions::default()
+///         .shutdown(&stop)
+///         .grace_period(Duration::from_secs(1));
+///     let server = curio_kernel::spawn(run_server_with(
+///         listener,
+///         |_client: TcpStream, _peer| async {},
+///         options,
+///     ));
+///     stop.shutdown();
+///     server.join().await.unwrap()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct ServerShutdown(Arc<ShutdownState>);
+
+#[derive(Default)]
+struct ShutdownState {
+    requested: AtomicBool,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl fmt::Debug for ServerShutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerShutdown")
+            .field("requested", &self.is_shutdown())
+            .finish()
+    }
+}
+
+impl ServerShutdown {
+    /// A handle not yet triggered.
+    pub fn new() -> ServerShutdown {
+        ServerShutdown::default()
+    }
+
+    /// Asks every server with this handle to shut down gracefully; a no-op the second time.
+    pub fn shutdown(&self) {
+        self.0.requested.store(true, Ordering::Release);
+        let wakers = std::mem::take(&mut *self.0.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shutdown(&self) -> bool {
+        self.0.requested.load(Ordering::Acquire)
+    }
+
+    fn poll_requested(&self, cx: &Context<'_>) -> Poll<()> {
+        if self.is_shutdown() {
+            return Poll::Ready(());
+        }
+        let mut wakers = self.0.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+        drop(wakers);
+        // A `shutdown` between the first check and the push has taken the list already.
+        if self.is_shutdown() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Runs `fut` until it completes (`Some`) or `stop` is triggered (`None`).
+async fn until_shutdown<F: Future>(stop: Option<&ServerShutdown>, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if let Some(s) = stop
+            && s.poll_requested(cx).is_ready()
+        {
+            return Poll::Ready(None);
+        }
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await
 }
 
 /// Binds `addr` (Curio's `tcp_server_socket` with `SO_REUSEADDR`, backlog 100) and serves each
@@ -105,10 +229,33 @@ where
     Fut: Future + 'static,
     Fut::Output: ClientOutcome,
 {
+    tcp_server_with(addr, handler, ServerOptions::default()).await
+}
+
+/// [`tcp_server`] with [`ServerOptions`], for example a [`ServerShutdown`] handle that stops it
+/// gracefully.
+///
+/// # Errors
+///
+/// As [`tcp_server`].
+///
+/// # Cancel safety
+///
+/// As [`tcp_server`].
+pub async fn tcp_server_with<H, Fut>(
+    addr: impl ToSocketAddrs,
+    handler: H,
+    options: ServerOptions,
+) -> io::Result<()>
+where
+    H: Fn(TcpStream, SocketAddr) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: ClientOutcome,
+{
     let mut last = None;
     for a in addr.to_socket_addrs()? {
         match tcp_server_socket(a, 100, true, false) {
-            Ok(l) => return run_server(l, handler).await,
+            Ok(l) => return run_server_with(l, handler, options).await,
             Err(e) => last = Some(e),
         }
     }
@@ -174,6 +321,11 @@ where
 
 /// [`run_server`] with [`ServerOptions`].
 ///
+/// With a [`ServerShutdown`] handle in the options, triggering it stops the server gracefully:
+/// it stops accepting and closes the listener, waits up to
+/// [`grace_period`](ServerOptions::grace_period) for the clients to finish, cancels those still
+/// running, and returns `Ok(())`.
+///
 /// # Errors
 ///
 /// As [`run_server`].
@@ -193,8 +345,12 @@ where
     Fut::Output: ClientOutcome,
 {
     let clients: TaskGroup<()> = TaskGroup::new(Wait::None);
+    let stop = options.shutdown.as_ref();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let Some(accepted) = until_shutdown(stop, listener.accept()).await else {
+            break;
+        };
+        let (stream, peer) = match accepted {
             Ok(c) => c,
             Err(e) => match accept_error(&e) {
                 AcceptError::BackOff => {
@@ -202,7 +358,12 @@ where
                         "curio: server: accept failed ({e}); retrying in {:?}",
                         options.accept_backoff
                     );
-                    curio_kernel::sleep(options.accept_backoff).await;
+                    if until_shutdown(stop, curio_kernel::sleep(options.accept_backoff))
+                        .await
+                        .is_none()
+                    {
+                        break;
+                    }
                     continue;
                 }
                 AcceptError::Next => continue,
@@ -226,6 +387,17 @@ where
             return Err(io::Error::other("server task group closed"));
         }
     }
+    // A graceful shutdown: refuse new connections, let the clients finish within the grace
+    // period, then cancel the rest.
+    drop(listener);
+    let drained = async { while clients.next_done().await.is_some() {} };
+    if curio_kernel::timeout_after(options.grace_period, drained)
+        .await
+        .is_err()
+    {
+        clients.cancel_remaining().await;
+    }
+    Ok(())
 }
 
 /// What a server does after an accept error.

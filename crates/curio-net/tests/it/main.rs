@@ -1,5 +1,6 @@
 //! curio-net's integration tests: one binary, a module per area.
 
+mod shutdown;
 #[cfg(feature = "tls")]
 mod tls;
 
