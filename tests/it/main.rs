@@ -12,6 +12,8 @@ mod local;
 mod net;
 mod process;
 mod queue;
+mod storm;
+mod shutdown;
 mod stress;
 mod sync;
 mod workers;

@@ -10,19 +10,19 @@ use std::time::Duration;
 use curio::{Kernel, TaskGroup, TaskRef, Wait, task_local};
 
 /// xorshift64*: a small deterministic generator, so a failing seed can be replayed.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    fn ms(&mut self, max: u64) -> Duration {
+    pub(crate) fn ms(&mut self, max: u64) -> Duration {
         Duration::from_millis(self.below(max + 1))
     }
 }
