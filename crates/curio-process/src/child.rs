@@ -159,10 +159,9 @@ impl Child {
     /// or drop the `Child`.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
-        if let Some(s) = self.proc().try_wait()? {
-            return Ok(s);
-        }
         match &self.pidfd {
+            // The first attempt runs `try_wait` before any registration: a child that has
+            // exited costs one `waitpid`.
             Some(pidfd) => {
                 let inner = self.inner.as_mut().expect("present until dropped");
                 pidfd
