@@ -10,6 +10,7 @@
 
 mod echo;
 mod micro;
+mod process;
 mod stats;
 
 use std::fmt::Write as _;
@@ -144,6 +145,10 @@ fn suite(args: &[String]) -> ExitCode {
     };
     // Each micro-benchmark sets its own placement: pinned to CPU 1, or unpinned.
     results.extend(micro::run_all(sizes, &wanted));
+    if wanted("subprocess") {
+        // `true` 1000 times per round and runtime (200 in a quick run).
+        results.push(process::subprocess(rounds, if quick { 200 } else { 1000 }));
+    }
     if wanted("idle_task_memory") {
         results.push(memory(
             if quick { 100_000 } else { 1_000_000 },
