@@ -100,3 +100,56 @@ fn loom_event_no_lost_wakeup() {
         assert!(evt.is_set());
     });
 }
+
+#[test]
+fn loom_queue_two_blocked_getters_both_woken() {
+    // Each put notifies only when a getter announced itself; two getters waiting at once must
+    // each get a notification (one per announcement), whatever the order of the announcements.
+    loom::model(|| {
+        let q = UniversalQueue::new(0);
+        let (q2, q3) = (q.clone(), q.clone());
+        let a = thread::spawn(move || q2.get_blocking());
+        let b = thread::spawn(move || q3.get_blocking());
+        q.put_blocking(1);
+        q.put_blocking(2);
+        let mut got = [a.join().unwrap(), b.join().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+    });
+}
+
+#[test]
+fn loom_queue_stale_announcement_loses_nothing() {
+    // A getter whose second try succeeds leaves its announcement behind; a later waiter must
+    // still be woken by the next put.
+    loom::model(|| {
+        let q = UniversalQueue::new(1);
+        let q2 = q.clone();
+        let producer = thread::spawn(move || {
+            q2.put_blocking(1);
+            q2.put_blocking(2);
+            q2.put_blocking(3);
+        });
+        let got = [q.get_blocking(), q.get_blocking(), q.get_blocking()];
+        producer.join().unwrap();
+        assert_eq!(got, [1, 2, 3]);
+        assert!(q.is_empty());
+    });
+}
+
+#[test]
+fn loom_queue_join_after_task_done() {
+    loom::model(|| {
+        let q = UniversalQueue::new(0);
+        let q2 = q.clone();
+        q.put_blocking(1);
+        let worker = thread::spawn(move || {
+            let x = q2.get_blocking();
+            q2.task_done().unwrap();
+            x
+        });
+        q.join_blocking();
+        assert_eq!(worker.join().unwrap(), 1);
+        assert!(q.task_done().is_err(), "every put already marked done");
+    });
+}

@@ -1,35 +1,54 @@
 //! The Universal types: `Send + Sync`, usable from curio tasks, plain threads and other runtimes.
 //!
-//! Each is a small state behind a mutex plus `event-listener` events. Waiting follows one
-//! pattern: try, start listening, try again, then wait for the listener. Items and values stay in
-//! the shared state until a waiter takes them under the mutex, so a waiter that is cancelled
-//! (its listener dropped) can lose nothing; `event-listener` passes a notification received by a
-//! dropped listener on to the next one, so no wakeup is lost either.
+//! Each is a small shared state plus `event-listener` events. Waiting follows one pattern: try,
+//! start listening, try again, then wait for the listener. Items and values stay in the shared
+//! state until a waiter takes them, so a waiter that is cancelled (its listener dropped) can lose
+//! nothing; `event-listener` passes a notification received by a dropped listener on to the next
+//! one, so no wakeup is lost either.
+//!
+//! [`UniversalQueue`] keeps its items in `concurrent-queue`'s lock-free ring, so a producer and a
+//! consumer on two cores never wait for each other's lock, and it notifies an event only when a
+//! waiter has announced itself (see [`Waiters`]): while the consumer is busy draining, the
+//! producer's puts cost no lock and no wake, and one wake moves every item put before the woken
+//! side runs.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use concurrent_queue::{ConcurrentQueue, PushError};
 use event_listener::{Event, EventListener, IntoNotification, Listener};
 
 use crate::error::{Empty, Full, SyncError, WaitTimeout};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 /// The one waiting pattern of every Universal operation: try; start listening; try again (so a
 /// notification between the first try and the listen is not lost); otherwise hand back the
 /// listener to wait on. Async and blocking callers share it.
-fn attempt<R>(event: &Event, mut op: impl FnMut() -> Option<R>) -> Result<R, EventListener> {
+fn attempt<R>(
+    event: &Event,
+    waiters: Option<&Waiters>,
+    mut op: impl FnMut() -> Option<R>,
+) -> Result<R, EventListener> {
     if let Some(r) = op() {
         return Ok(r);
     }
     let listener = event.listen();
+    // Announced after the listener is in the event's list: a notifier that sees the announcement
+    // finds the listener there.
+    if let Some(w) = waiters {
+        w.announce();
+    }
     op().ok_or(listener)
 }
 
 /// Waits until `op` succeeds, as a future.
-async fn until<R>(event: &Event, mut op: impl FnMut() -> Option<R>) -> R {
+async fn until<R>(
+    event: &Event,
+    waiters: Option<&Waiters>,
+    mut op: impl FnMut() -> Option<R>,
+) -> R {
     loop {
-        match attempt(event, &mut op) {
+        match attempt(event, waiters, &mut op) {
             Ok(r) => return r,
             Err(listener) => listener.await,
         }
@@ -40,11 +59,12 @@ async fn until<R>(event: &Event, mut op: impl FnMut() -> Option<R>) -> R {
 /// `None` if the time ran out first.
 fn until_blocking<R>(
     event: &Event,
+    waiters: Option<&Waiters>,
     mut op: impl FnMut() -> Option<R>,
     deadline: Option<Instant>,
 ) -> Option<R> {
     loop {
-        match attempt(event, &mut op) {
+        match attempt(event, waiters, &mut op) {
             Ok(r) => return Some(r),
             Err(listener) => match deadline {
                 None => listener.wait(),
@@ -63,18 +83,71 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct QState<T> {
-    items: VecDeque<T>,
-    unfinished: usize,
+/// Waiters on one event that no notification has been sent for yet: the notifying side skips
+/// the event (a lock) while there are none, and sends one notification per announcement, so a
+/// waiter woken but not yet run is not notified again for every item that follows.
+///
+/// A waiter announces itself after it starts listening and before it tries again; the notifier
+/// changes the state (a read-modify-write, so the two are ordered whichever comes first) after
+/// it has made the change the waiter waits for. Either the notifier sees the announcement and
+/// notifies a listener that is already in the list, or the waiter's second try sees the change.
+/// A waiter that leaves without waiting (its second try succeeded, or it was cancelled) leaves
+/// its announcement behind: it costs one notification nobody needs, never a lost one.
+struct Waiters(AtomicUsize);
+
+impl Waiters {
+    fn new() -> Waiters {
+        Waiters(AtomicUsize::new(0))
+    }
+
+    fn announce(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Notifies one more listener of `event` if a waiter announced itself since the last one.
+    fn notify_one(&self, event: &Event) {
+        // A read-modify-write even when it changes nothing: it reads the latest announcement.
+        let mut n = self.0.fetch_add(0, Ordering::AcqRel);
+        while n > 0 {
+            match self
+                .0
+                .compare_exchange_weak(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    event.notify(1.additional());
+                    return;
+                }
+                Err(now) => n = now,
+            }
+        }
+    }
+}
+
+/// Keeps what one side writes on a cache line of its own, so a producer and a consumer on two
+/// cores do not invalidate each other's line on every item.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 struct QInner<T> {
-    st: Mutex<QState<T>>,
+    items: ConcurrentQueue<T>,
     maxsize: usize,
-    /// Notified once per item added.
+    /// Items put and not yet marked done (written by putters and `task_done`).
+    unfinished: Padded<AtomicUsize>,
+    /// Notified once per item added, for each announced getter.
     item_added: Event,
-    /// Notified once per item taken from a bounded queue.
+    /// Announced getters (read by every put).
+    getters: Padded<Waiters>,
+    /// Notified once per item taken from a bounded queue, for each announced putter.
     space_freed: Event,
+    /// Announced putters (read by every get of a bounded queue).
+    putters: Padded<Waiters>,
     /// Notified when every item has been marked done.
     all_done: Event,
 }
@@ -132,13 +205,17 @@ impl<T> UniversalQueue<T> {
     pub fn new(maxsize: usize) -> UniversalQueue<T> {
         UniversalQueue {
             inner: Arc::new(QInner {
-                st: Mutex::new(QState {
-                    items: VecDeque::new(),
-                    unfinished: 0,
-                }),
+                items: if maxsize == 0 {
+                    ConcurrentQueue::unbounded()
+                } else {
+                    ConcurrentQueue::bounded(maxsize)
+                },
                 maxsize,
+                unfinished: Padded(AtomicUsize::new(0)),
                 item_added: Event::new(),
+                getters: Padded(Waiters::new()),
                 space_freed: Event::new(),
+                putters: Padded(Waiters::new()),
                 all_done: Event::new(),
             }),
         }
@@ -146,7 +223,7 @@ impl<T> UniversalQueue<T> {
 
     /// Items in the queue.
     pub fn len(&self) -> usize {
-        lock(&self.inner.st).items.len()
+        self.inner.items.len()
     }
 
     /// Whether the queue holds no item.
@@ -156,7 +233,7 @@ impl<T> UniversalQueue<T> {
 
     /// Whether a bounded queue is full (Curio's `UniversalQueue.full()` always says no).
     pub fn is_full(&self) -> bool {
-        self.inner.maxsize > 0 && self.len() >= self.inner.maxsize
+        self.inner.items.is_full()
     }
 
     /// The bound given at creation (0: unbounded).
@@ -170,15 +247,19 @@ impl<T> UniversalQueue<T> {
     ///
     /// [`Full`] with the item when a bounded queue is full.
     pub fn try_put(&self, item: T) -> Result<(), Full<T>> {
-        let mut st = lock(&self.inner.st);
-        if self.inner.maxsize > 0 && st.items.len() >= self.inner.maxsize {
-            return Err(Full(item));
+        let inner = &*self.inner;
+        // Counted before the item is visible, so a getter's `task_done` never runs ahead of it.
+        inner.unfinished.fetch_add(1, Ordering::AcqRel);
+        match inner.items.push(item) {
+            Ok(()) => {
+                inner.getters.notify_one(&inner.item_added);
+                Ok(())
+            }
+            Err(PushError::Full(item) | PushError::Closed(item)) => {
+                self.finish_one();
+                Err(Full(item))
+            }
         }
-        st.items.push_back(item);
-        st.unfinished += 1;
-        drop(st);
-        self.inner.item_added.notify(1.additional());
-        Ok(())
     }
 
     /// Takes the next item if there is one.
@@ -187,9 +268,10 @@ impl<T> UniversalQueue<T> {
     ///
     /// [`Empty`] when there is none.
     pub fn try_get(&self) -> Result<T, Empty> {
-        let item = lock(&self.inner.st).items.pop_front().ok_or(Empty)?;
-        if self.inner.maxsize > 0 {
-            self.inner.space_freed.notify(1.additional());
+        let inner = &*self.inner;
+        let item = inner.items.pop().map_err(|_| Empty)?;
+        if inner.maxsize > 0 {
+            inner.putters.notify_one(&inner.space_freed);
         }
         Ok(item)
     }
@@ -214,7 +296,11 @@ impl<T> UniversalQueue<T> {
     /// the future).
     pub async fn put(&self, item: T) {
         let mut item = Some(item);
-        until(&self.inner.space_freed, || self.put_step(&mut item)).await
+        let inner = &*self.inner;
+        until(&inner.space_freed, Some(&inner.putters), || {
+            self.put_step(&mut item)
+        })
+        .await
     }
 
     /// Takes the next item, waiting for one.
@@ -223,7 +309,11 @@ impl<T> UniversalQueue<T> {
     ///
     /// Cancel safe: an item is taken only by the poll that returns it.
     pub async fn get(&self) -> T {
-        until(&self.inner.item_added, || self.try_get().ok()).await
+        let inner = &*self.inner;
+        until(&inner.item_added, Some(&inner.getters), || {
+            self.try_get().ok()
+        })
+        .await
     }
 
     /// Adds `item`, blocking this thread while a bounded queue is full.
@@ -246,6 +336,7 @@ impl<T> UniversalQueue<T> {
         let mut slot = Some(item);
         match until_blocking(
             &self.inner.space_freed,
+            Some(&self.inner.putters),
             || self.put_step(&mut slot),
             deadline,
         ) {
@@ -272,7 +363,13 @@ impl<T> UniversalQueue<T> {
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
-        until_blocking(&self.inner.item_added, || self.try_get().ok(), deadline).ok_or(WaitTimeout)
+        until_blocking(
+            &self.inner.item_added,
+            Some(&self.inner.getters),
+            || self.try_get().ok(),
+            deadline,
+        )
+        .ok_or(WaitTimeout)
     }
 
     /// Marks one item as processed.
@@ -281,21 +378,36 @@ impl<T> UniversalQueue<T> {
     ///
     /// [`SyncError::TaskDoneTooManyTimes`] when every item put was already marked done.
     pub fn task_done(&self) -> Result<(), SyncError> {
-        let mut st = lock(&self.inner.st);
-        if st.unfinished == 0 {
-            return Err(SyncError::TaskDoneTooManyTimes);
+        let mut n = self.inner.unfinished.load(Ordering::Acquire);
+        loop {
+            if n == 0 {
+                return Err(SyncError::TaskDoneTooManyTimes);
+            }
+            match self.inner.unfinished.compare_exchange_weak(
+                n,
+                n - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => n = now,
+            }
         }
-        st.unfinished -= 1;
-        let all = st.unfinished == 0;
-        drop(st);
-        if all {
+        if n == 1 {
             self.inner.all_done.notify(usize::MAX);
         }
         Ok(())
     }
 
+    /// Takes back the count of a put that did not go in.
+    fn finish_one(&self) {
+        if self.inner.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.all_done.notify(usize::MAX);
+        }
+    }
+
     fn all_done(&self) -> bool {
-        lock(&self.inner.st).unfinished == 0
+        self.inner.unfinished.load(Ordering::Acquire) == 0
     }
 
     /// Waits until every item put has been marked done.
@@ -304,12 +416,17 @@ impl<T> UniversalQueue<T> {
     ///
     /// Cancel safe.
     pub async fn join(&self) {
-        until(&self.inner.all_done, || self.all_done().then_some(())).await
+        until(&self.inner.all_done, None, || self.all_done().then_some(())).await
     }
 
     /// Blocks this thread until every item put has been marked done.
     pub fn join_blocking(&self) {
-        let _ = until_blocking(&self.inner.all_done, || self.all_done().then_some(()), None);
+        let _ = until_blocking(
+            &self.inner.all_done,
+            None,
+            || self.all_done().then_some(()),
+            None,
+        );
     }
 }
 
@@ -396,7 +513,7 @@ impl UniversalEvent {
     /// Cancel safe.
     pub async fn wait(&self) {
         let seen = self.inner.sets.load(Ordering::SeqCst);
-        until(&self.inner.event, || self.done(seen).then_some(())).await
+        until(&self.inner.event, None, || self.done(seen).then_some(())).await
     }
 
     /// Blocks this thread until the event is set.
@@ -417,6 +534,7 @@ impl UniversalEvent {
         let seen = self.inner.sets.load(Ordering::SeqCst);
         until_blocking(
             &self.inner.event,
+            None,
             || self.done(seen).then_some(()),
             deadline,
         )
@@ -513,7 +631,7 @@ impl<T: Clone> UniversalPromise<T> {
     ///
     /// Cancel safe.
     pub async fn get(&self) -> T {
-        until(&self.inner.event, || self.try_get()).await
+        until(&self.inner.event, None, || self.try_get()).await
     }
 
     /// Blocks this thread until the value is set.
@@ -534,6 +652,6 @@ impl<T: Clone> UniversalPromise<T> {
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
-        until_blocking(&self.inner.event, || self.try_get(), deadline).ok_or(WaitTimeout)
+        until_blocking(&self.inner.event, None, || self.try_get(), deadline).ok_or(WaitTimeout)
     }
 }
