@@ -40,7 +40,7 @@ pub(crate) const BENCH_CRATE: &str = "curio-bench";
 ///
 /// A crate listed here builds under `--cfg loom` and has `#[cfg(loom)]` tests in its library
 /// whose names contain `loom`.
-const LOOM_CRATES: &[&str] = &["curio-sync"];
+const LOOM_CRATES: &[&str] = &["curio-reactor", "curio-sync"];
 
 /// Loom's preemption bound when `LOOM_MAX_PREEMPTIONS` is not set.
 const DEFAULT_PREEMPTIONS: &str = "3";

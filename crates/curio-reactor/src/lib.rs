@@ -39,6 +39,7 @@
 //! ```
 
 mod sys;
+mod wake;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -46,12 +47,13 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use sys::{EventBuf, NOTIFY_KEY, Selector, SysEvent};
+use wake::WakeState;
 
 /// A direction of readiness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +138,8 @@ pub fn consume_budget() -> bool {
 struct Inner {
     id: u64,
     selector: Selector,
-    notified: AtomicBool,
+    /// A [`Notifier`] makes a system call only when the owner is parked (see `wake.rs`).
+    wake: WakeState,
     sources: Mutex<Slab>,
 }
 
@@ -184,7 +187,7 @@ impl Reactor {
             inner: Arc::new(Inner {
                 id: NEXT_REACTOR_ID.fetch_add(1, Ordering::Relaxed),
                 selector: Selector::new()?,
-                notified: AtomicBool::new(false),
+                wake: WakeState::new(),
                 sources: Mutex::new(Slab::default()),
             }),
             events: RefCell::new(EventBuf::new()),
@@ -220,6 +223,11 @@ impl Reactor {
     pub fn poll(&self, timeout: Option<Duration>) -> io::Result<PollOutcome> {
         let inner = &*self.inner;
         let mut out = PollOutcome::default();
+        let mut timeout = timeout;
+        if timeout != Some(Duration::ZERO) && !inner.wake.park() {
+            // A notification came since the last poll: look, but do not block.
+            timeout = Some(Duration::ZERO);
+        }
         let mut wakers = std::mem::take(&mut *self.wake_buf.borrow_mut());
         {
             let mut notify_seen = false;
@@ -266,11 +274,10 @@ impl Reactor {
             })?;
             if notify_seen {
                 inner.selector.clear_notify();
-                // Cleared before the kernel drains its remote queue: a push after the drain
-                // writes the eventfd again, so no wake is lost.
-                inner.notified.store(false, Ordering::SeqCst);
-                out.notified = true;
             }
+            // Awake again before the kernel drains its remote queue: a push after the drain
+            // marks the state `NOTIFIED`, and the next poll does not block.
+            out.notified = inner.wake.wake_up() || notify_seen;
         }
         for w in wakers.drain(..) {
             w.wake();
@@ -331,12 +338,13 @@ impl fmt::Debug for Notifier {
 
 impl Notifier {
     /// Wakes the reactor: its current or next [`Reactor::poll`] returns promptly.
-    /// Wakes coalesce: while one is pending, further calls make no syscall.
+    /// Only a wake of a reactor blocked in its poll makes a system call; wakes sent while it
+    /// runs, or while one is pending, cost one atomic operation.
     pub fn notify(&self) {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
-        if !inner.notified.swap(true, Ordering::SeqCst) {
+        if inner.wake.notify() {
             // A failing eventfd write leaves nothing to recover; the next one may succeed.
             let _ = inner.selector.notify();
         }
