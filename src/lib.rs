@@ -61,7 +61,25 @@ pub use curio_kernel::{
     try_current_task,
 };
 pub use curio_time::{clock, sleep, sleep_until, yield_now};
-pub use curio_workers::run_in_thread;
+pub use curio_workers::{WorkersBuilderExt, run_in_thread};
+
+/// The kernel builder's options from every crate, as extension traits: `use curio::prelude::*;`
+/// makes `Kernel::builder().max_worker_threads(4)` and the like available.
+///
+/// # Examples
+///
+/// ```
+/// use curio::prelude::*;
+///
+/// let mut kernel = curio::Kernel::builder()
+///     .virtual_clock(true)
+///     .max_worker_threads(2)
+///     .build();
+/// assert_eq!(kernel.run(async { 1 + 1 }), 2);
+/// ```
+pub mod prelude {
+    pub use curio_workers::WorkersBuilderExt as _;
+}
 
 /// Time: the kernel's clock, sleeping, and the virtual clock's manual advance.
 pub mod time {
@@ -113,16 +131,19 @@ pub mod signal {
 /// Worker threads.
 pub mod workers {
     pub use curio_workers::{
-        DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKER_THREADS, RunInThread, ThreadPool, run_in_thread,
+        DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKER_THREADS, PoolConfig, RunInThread, ThreadPool,
+        WorkersBuilderExt, run_in_thread,
     };
 }
 
 /// The lower layers, for crates that extend the kernel.
 pub mod rt {
-    pub use curio_kernel::{
-        Config, ExternalWork, config, extension, run_until_thread_done, try_handle,
+    pub use curio_core::{
+        BUDGET_PER_TURN, Extensions, Park, ParkEnter, TaskScope, Unpark, Unparker, consume_budget,
+        current_task_id, reset_budget,
     };
-    pub use curio_reactor::{Async, Direction, Notifier, Park, PollOutcome, Reactor};
+    pub use curio_kernel::{ExternalWork, config, extension, run_until_thread_done, try_handle};
+    pub use curio_reactor::{Async, Direction, Notifier, PollOutcome, Reactor};
 }
 
 // The README's examples are compiled and run as doc tests, so they cannot drift from the API.

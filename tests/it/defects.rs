@@ -1,6 +1,7 @@
 //! Regression tests for the defects found by hostile testing (issue 9): each fails on the code
 //! before its fix.
 
+use curio::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;
 

@@ -1,5 +1,6 @@
 //! `KernelHandle`: other threads waking and spawning on a kernel; kernel teardown.
 
+use curio::prelude::*;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

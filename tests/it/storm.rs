@@ -19,6 +19,7 @@
 //! [`storm_case`] is the unit a longer storm (a soak run) repeats with more seeds and more work;
 //! a failure names its seed, so it can be replayed.
 
+use curio::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
 use std::future::Future;

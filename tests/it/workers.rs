@@ -1,5 +1,6 @@
 //! `run_in_thread`: the per-kernel pool, its limits, cancellation and idle exit.
 
+use curio::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, Instant};

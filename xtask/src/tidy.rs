@@ -7,7 +7,8 @@
 //!
 //! - `layering`: a crate under `crates/` depends only on the workspace crates its row of the
 //!   layering table in `ARCHITECTURE.md` allows (see [`layering`] for the table's format), in
-//!   every dependency table; every crate has a row.
+//!   its normal and build dependency tables (dev-dependencies, which only tests and doc tests
+//!   use, are free); every crate has a row.
 //!   The facade, `curio-rt`, may depend on any of them.
 //! - `lints`: every member manifest has `[lints]` with `workspace = true`.
 //! - `workspace-deps`: every dependency of a member says `workspace = true`, so each version is
@@ -293,7 +294,11 @@ impl Tidy<'_> {
             };
             for dependency in &manifest.dependencies {
                 let target = package_name(dependency, &workspace_dependencies);
-                if !target.starts_with(INTERNAL_PREFIX)
+                // Tests and doc tests may use any crate (a dev-dependency is not linked into
+                // the library, and cargo allows the cycle); the table governs what the library
+                // itself is built on.
+                if dependency.table.ends_with("dev-dependencies")
+                    || !target.starts_with(INTERNAL_PREFIX)
                     || target == name
                     || row.allowed.contains(target)
                 {

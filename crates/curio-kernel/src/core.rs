@@ -8,11 +8,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::Wake;
-use std::time::Duration;
 
 use async_task::Runnable;
 use concurrent_queue::ConcurrentQueue;
-use curio_reactor::{Notifier, Reactor};
+use curio_core::{Extensions, Park, ParkEnter, Unparker};
 use curio_time::TimeDriver;
 
 use crate::task::Header;
@@ -46,13 +45,13 @@ pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
     });
     EnterGuard {
         _time: core.time.enter(),
-        _reactor: core.reactor.enter(),
+        _park: core.park.enter(),
     }
 }
 
 pub(crate) struct EnterGuard {
     _time: curio_time::EnterGuard,
-    _reactor: curio_reactor::EnterGuard,
+    _park: ParkEnter,
 }
 
 impl Drop for EnterGuard {
@@ -75,23 +74,11 @@ pub(crate) enum Remote {
     Call(Box<dyn FnOnce() + Send>),
 }
 
-/// Settings a kernel is built with; other crates read them through [`config`](crate::config).
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct Config {
-    /// The worker pool's thread limit, if set by the builder.
-    pub max_worker_threads: Option<usize>,
-    /// How long an idle worker thread waits for work before it exits, if set by the builder.
-    pub worker_idle_timeout: Option<Duration>,
-    /// Whether the kernel runs on a virtual clock.
-    pub virtual_clock: bool,
-}
-
 /// The part of a kernel that other threads reach: the remote queue and the wake.
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) remote: ConcurrentQueue<Remote>,
-    pub(crate) notifier: Notifier,
+    pub(crate) unparker: Unparker,
     /// Jobs running elsewhere that will wake a task (thread-pool calls): while any is
     /// outstanding, a virtual clock does not jump.
     pub(crate) outstanding: AtomicUsize,
@@ -127,7 +114,7 @@ impl Shared {
         // A closed queue belongs to a dropped kernel, whose tasks all terminated: the item is
         // a stale wake or a late call, and dropping it is all that can be done.
         if self.remote.push(item).is_ok() {
-            self.notifier.notify();
+            self.unparker.unpark();
         }
     }
 }
@@ -156,9 +143,10 @@ pub(crate) struct Core {
     pub(crate) ready: RefCell<VecDeque<Entry>>,
     pub(crate) tasks: RefCell<Registry>,
     pub(crate) current: RefCell<Option<Rc<Header>>>,
-    pub(crate) reactor: Reactor,
+    pub(crate) park: Box<dyn Park>,
     pub(crate) time: Rc<TimeDriver>,
-    pub(crate) config: Config,
+    /// The settings of crates above the kernel, given to its builder.
+    pub(crate) config: Extensions,
     pub(crate) extensions: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
     pub(crate) run_counter: Cell<u64>,
     /// Task turns since the reactor was last polled (see `EVENT_INTERVAL`).
@@ -184,18 +172,16 @@ impl Registry {
 }
 
 impl Core {
-    pub(crate) fn new(config: Config) -> std::io::Result<Rc<Core>> {
-        let reactor = Reactor::new()?;
-        let clock: Box<dyn curio_time::Clock> = if config.virtual_clock {
-            Box::new(curio_time::VirtualClock::new())
-        } else {
-            Box::new(curio_time::RealClock)
-        };
-        Ok(Rc::new(Core {
+    pub(crate) fn new(
+        park: Box<dyn Park>,
+        clock: Box<dyn curio_time::Clock>,
+        config: Extensions,
+    ) -> Rc<Core> {
+        Rc::new(Core {
             shared: Arc::new(Shared {
                 id: NEXT_KERNEL_ID.fetch_add(1, Ordering::Relaxed),
                 remote: ConcurrentQueue::unbounded(),
-                notifier: reactor.notifier(),
+                unparker: park.unparker(),
                 outstanding: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
             }),
@@ -203,12 +189,12 @@ impl Core {
             tasks: RefCell::new(Registry::default()),
             current: RefCell::new(None),
             time: TimeDriver::new(clock),
-            reactor,
+            park,
             config,
             extensions: RefCell::new(Vec::new()),
             run_counter: Cell::new(0),
             since_poll: Cell::new(0),
-        }))
+        })
     }
 
     pub(crate) fn register(&self, h: &Rc<Header>) {

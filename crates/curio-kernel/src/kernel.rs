@@ -11,7 +11,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::core::{Config, Core, Entry, MainWake, Remote, Shared, enter, with_core};
+use curio_core::{Extensions, Park};
+use curio_time::Clock;
+
+use crate::core::{Core, Entry, MainWake, Remote, Shared, enter, with_core};
 use crate::task::{Header, Name, TaskError, TaskId, poll_task};
 
 /// A kernel: the scheduler, its reactor and its clock, on one thread.
@@ -40,32 +43,68 @@ impl fmt::Debug for Kernel {
     }
 }
 
-/// Options for a [`Kernel`].
-#[derive(Debug, Default, Clone)]
+/// Options for a [`Kernel`]: its clock, what it parks on, and the settings of the crates that
+/// extend it.
+///
+/// Crates above the kernel add their own options as extension traits on this builder (the
+/// worker pool's `max_worker_threads`, for example), which store their settings with
+/// [`extension`](Self::extension); the facade re-exports every such trait.
+#[derive(Default)]
 #[must_use = "a builder does nothing until build is called"]
 pub struct KernelBuilder {
-    config: Config,
+    virtual_clock: bool,
+    clock: Option<Box<dyn Clock>>,
+    park: Option<Box<dyn Park>>,
+    extensions: Extensions,
+}
+
+impl fmt::Debug for KernelBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelBuilder")
+            .field("virtual_clock", &self.virtual_clock)
+            .field("user_clock", &self.clock.is_some())
+            .field("user_park", &self.park.is_some())
+            .field("extensions", &self.extensions)
+            .finish()
+    }
 }
 
 impl KernelBuilder {
     /// Runs the kernel on a virtual clock: when every task is blocked, time jumps to the next
     /// deadline, so timer-heavy tests take no wall time.
     pub fn virtual_clock(mut self, on: bool) -> KernelBuilder {
-        self.config.virtual_clock = on;
+        self.virtual_clock = on;
         self
     }
 
-    /// The most threads `run_in_thread` may use at once (default 64, or
-    /// `CURIO_MAX_WORKER_THREADS`).
-    pub fn max_worker_threads(mut self, n: usize) -> KernelBuilder {
-        self.config.max_worker_threads = Some(n);
+    /// Runs the kernel on `clock` instead of the real or virtual one: the timers read it, and
+    /// the kernel moves it (with [`Clock::jump_to`]) when every task is blocked if it says it is
+    /// virtual. Wins over [`virtual_clock`](Self::virtual_clock).
+    pub fn clock(mut self, clock: Box<dyn Clock>) -> KernelBuilder {
+        self.clock = Some(clock);
         self
     }
 
-    /// How long an idle worker thread waits for work before it exits.
-    pub fn worker_idle_timeout(mut self, d: Duration) -> KernelBuilder {
-        self.config.worker_idle_timeout = Some(d);
+    /// Makes the kernel sleep on `park` instead of a new reactor.
+    ///
+    /// A kernel whose parker is not a reactor has no I/O: creating a socket or any other
+    /// resource that needs a reactor fails with an error that says so (it never hangs).
+    pub fn park(mut self, park: Box<dyn Park>) -> KernelBuilder {
+        self.park = Some(park);
         self
+    }
+
+    /// Sets the value of type `T` among the kernel's extension settings (replacing an earlier
+    /// one); the crate that owns `T` reads it with [`config`](crate::config) in the running
+    /// kernel. This is how crates above the kernel add options to the builder.
+    pub fn extension<T: Any + Clone>(mut self, value: T) -> KernelBuilder {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// The extension settings given so far, to change in place.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
     }
 
     /// Builds the kernel.
@@ -74,8 +113,17 @@ impl KernelBuilder {
     ///
     /// When the operating system refuses the reactor's descriptors.
     pub fn try_build(self) -> std::io::Result<Kernel> {
+        let park = match self.park {
+            Some(p) => p,
+            None => Box::new(curio_reactor::Reactor::new()?),
+        };
+        let clock: Box<dyn Clock> = match self.clock {
+            Some(c) => c,
+            None if self.virtual_clock => Box::new(curio_time::VirtualClock::new()),
+            None => Box::new(curio_time::RealClock),
+        };
         Ok(Kernel {
-            core: Core::new(self.config)?,
+            core: Core::new(park, clock, self.extensions),
         })
     }
 
@@ -334,22 +382,22 @@ fn step_cycle<F: Future>(
     // While tasks are ready, the zero-timeout reactor poll (a syscall) is made only every
     // `EVENT_INTERVAL` task turns: I/O readiness waits at most that many turns, as in tokio.
     let skip_poll = !ready_empty && !nonblocking && core.since_poll.get() < EVENT_INTERVAL;
-    let outcome = if skip_poll {
-        curio_reactor::PollOutcome::default()
+    let events = if skip_poll {
+        0
     } else {
         core.since_poll.set(0);
-        core.reactor.poll(timeout).unwrap_or_default()
+        core.park.park(timeout).unwrap_or(0)
     };
     core.drain_remote();
     if virtual_clock && !nonblocking && ready_empty && core.ready.borrow().is_empty() {
-        let idle = outcome.events == 0
+        let idle = events == 0
             && core.shared.remote.is_empty()
             && core.shared.outstanding.load(Ordering::Acquire) == 0;
         if !(idle && core.time.jump_to_next()) {
             // Something runs elsewhere (a worker thread) or nothing is scheduled at all:
             // wait for a wake or for I/O, without moving the clock.
             if idle || core.shared.outstanding.load(Ordering::Acquire) > 0 {
-                let _ = core.reactor.poll(None);
+                let _ = core.park.park(None);
                 core.drain_remote();
             }
         }
@@ -461,7 +509,7 @@ impl KernelHandle {
             drop(task);
         });
         if self.shared.remote.push(Remote::Call(call)).is_ok() {
-            self.shared.notifier.notify();
+            self.shared.unparker.unpark();
         } else {
             slot.deliver(Err(TaskError::cancelled(TaskId(0), "remote".into())));
         }
@@ -473,7 +521,7 @@ impl KernelHandle {
 
     /// Wakes the kernel if it is parked.
     pub fn wake(&self) {
-        self.shared.notifier.notify();
+        self.shared.unparker.unpark();
     }
 
     /// Requests cancellation of task `id` of this kernel (a no-op if it is not alive).
@@ -519,7 +567,7 @@ impl fmt::Debug for ExternalWork {
 impl Drop for ExternalWork {
     fn drop(&mut self) {
         self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
-        self.shared.notifier.notify();
+        self.shared.unparker.unpark();
     }
 }
 
@@ -683,16 +731,19 @@ impl<T> Future for RemoteTask<T> {
     }
 }
 
-/// The configuration of the running kernel (for crates that extend it, such as the worker pool).
+/// The running kernel's extension setting of type `T`, as given to
+/// [`KernelBuilder::extension`], if any (for crates that extend the kernel, such as the worker
+/// pool, which keeps its limits there).
 ///
 /// # Panics
 ///
 /// Outside a curio kernel.
-pub fn config() -> Config {
+pub fn config<T: Any + Clone>() -> Option<T> {
     with_core(|c| {
         c.expect("curio::config called outside a curio kernel")
             .config
-            .clone()
+            .get::<T>()
+            .cloned()
     })
 }
 

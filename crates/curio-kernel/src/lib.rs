@@ -45,7 +45,6 @@ pub use crate::cancel::{
     CancelReason, CancelRequested, NotInTask, Shield, cancel_requested, check_cancellation,
     disable_cancellation,
 };
-pub use crate::core::Config;
 pub use crate::group::{
     AddTaskError, GroupError, Outcome, OutcomePolicy, TaskGroup, Wait, WaitPolicy,
 };
@@ -61,7 +60,8 @@ pub use crate::timeout::{
     IgnoreTimeout, TaskTimeout, Timeout, ignore_after, ignore_at, timeout_after, timeout_after_opt,
     timeout_at,
 };
-pub use curio_time::{advance, clock, sleep, sleep_until, yield_now};
+pub use curio_core::{Extensions, Park, ParkEnter, Unpark, Unparker};
+pub use curio_time::{Clock, advance, clock, sleep, sleep_until, yield_now};
 
 // The README's examples are compiled and run as doc tests, so they cannot drift from the API.
 #[doc = include_str!("../README.md")]

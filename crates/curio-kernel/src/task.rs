@@ -25,6 +25,11 @@ impl TaskId {
     pub fn as_u64(self) -> u64 {
         self.0
     }
+
+    /// The number, which is never zero for a task (ids start at 1).
+    pub(crate) fn non_zero(self) -> std::num::NonZeroU64 {
+        std::num::NonZeroU64::new(self.0).unwrap_or(std::num::NonZeroU64::MAX)
+    }
 }
 
 impl fmt::Display for TaskId {
@@ -352,8 +357,10 @@ pub(crate) fn poll_task<F: Future>(
     }
     let prev = core.current.borrow_mut().replace(h.clone());
     let _guard = CurrentGuard { core, prev };
+    // The hook crates below the kernel read (the owner of an `RLock`).
+    let _scope = curio_core::TaskScope::enter(h.id.non_zero());
     h.cycles.set(h.cycles.get().wrapping_add(1));
-    curio_reactor::reset_budget();
+    curio_core::reset_budget();
     if !h.cancel_due() {
         h.state.set(State::Running);
         let res = catch_unwind(AssertUnwindSafe(|| match slot.as_mut().as_pin_mut() {

@@ -41,7 +41,7 @@
 mod sys;
 mod wake;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -52,6 +52,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use curio_core::{Park, ParkEnter, Unpark, Unparker, consume_budget};
 use sys::{EventBuf, NOTIFY_KEY, Selector, SysEvent};
 use wake::WakeState;
 
@@ -82,21 +83,6 @@ impl Direction {
     }
 }
 
-/// Parking the kernel thread until I/O, a deadline, or a wake from another thread.
-///
-/// The kernel sleeps on a `Park`; [`Reactor`] is the implementation it uses.
-pub trait Park {
-    /// Waits for readiness events for at most `timeout` (`None`: until something happens), and
-    /// wakes the tasks they concern.
-    ///
-    /// # Errors
-    ///
-    /// When the selector fails.
-    fn park(&self, timeout: Option<Duration>) -> io::Result<PollOutcome>;
-    /// A handle that wakes this parker from any thread.
-    fn notifier(&self) -> Notifier;
-}
-
 /// What one [`Reactor::poll`] saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PollOutcome {
@@ -111,28 +97,6 @@ static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
-    static BUDGET: Cell<u32> = const { Cell::new(BUDGET_PER_TURN) };
-}
-
-/// Operations a task may complete in one turn before an always-ready descriptor makes it yield.
-pub const BUDGET_PER_TURN: u32 = 128;
-
-/// Refills the cooperative budget; the kernel calls it before each task turn.
-pub fn reset_budget() {
-    BUDGET.with(|b| b.set(BUDGET_PER_TURN));
-}
-
-/// Takes one unit of the cooperative budget; `false` means the task should yield now.
-pub fn consume_budget() -> bool {
-    BUDGET.with(|b| {
-        let n = b.get();
-        if n == 0 {
-            false
-        } else {
-            b.set(n - 1);
-            true
-        }
-    })
 }
 
 struct Inner {
@@ -287,12 +251,23 @@ impl Reactor {
     }
 }
 
+/// The kernel's default parker: a park is a [`poll`](Reactor::poll), and an unpark a
+/// [`Notifier::notify`].
 impl Park for Reactor {
-    fn park(&self, timeout: Option<Duration>) -> io::Result<PollOutcome> {
-        self.poll(timeout)
+    fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.poll(timeout).map(|out| out.events)
     }
-    fn notifier(&self) -> Notifier {
-        Reactor::notifier(self)
+    fn unparker(&self) -> Unparker {
+        Unparker::new(Arc::new(Reactor::notifier(self)))
+    }
+    fn enter(&self) -> ParkEnter {
+        ParkEnter::new(Reactor::enter(self))
+    }
+}
+
+impl Unpark for Notifier {
+    fn unpark(&self) {
+        self.notify();
     }
 }
 

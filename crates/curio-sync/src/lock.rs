@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 
-use curio_kernel::TaskId;
+use std::num::NonZeroU64;
 
 use crate::error::SyncError;
 use crate::gate::Gate;
@@ -120,7 +120,7 @@ impl Drop for LockGuard<'_> {
 /// ```
 pub struct RLock {
     gate: Gate,
-    owner: Cell<Option<TaskId>>,
+    owner: Cell<Option<NonZeroU64>>,
     count: Cell<usize>,
     _local: PhantomData<*const ()>,
 }
@@ -140,10 +140,10 @@ impl fmt::Debug for RLock {
     }
 }
 
-fn me() -> Result<TaskId, SyncError> {
-    curio_kernel::try_current_task()
-        .map(|t| t.id())
-        .ok_or(SyncError::NotInTask)
+/// The running task's id, through the hook the kernel sets for each task turn (so this crate
+/// needs no kernel).
+fn me() -> Result<NonZeroU64, SyncError> {
+    curio_core::current_task_id().ok_or(SyncError::NotInTask)
 }
 
 impl RLock {

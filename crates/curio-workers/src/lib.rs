@@ -7,9 +7,11 @@
 //!
 //! Each kernel gets its own pool on first use. The pool starts threads (named `curio-worker`) on
 //! demand, up to a limit: 64 by default, or `CURIO_MAX_WORKER_THREADS`, or the kernel builder's
-//! [`max_worker_threads`](curio_kernel::KernelBuilder::max_worker_threads). A thread that has had
+//! [`max_worker_threads`](WorkersBuilderExt::max_worker_threads). A thread that has had
 //! no work for the idle timeout (10 s by default,
-//! [`worker_idle_timeout`](curio_kernel::KernelBuilder::worker_idle_timeout)) exits.
+//! [`worker_idle_timeout`](WorkersBuilderExt::worker_idle_timeout)) exits.
+//! The pool's settings are this crate's own: [`WorkersBuilderExt`] stores them in the kernel
+//! builder as a [`PoolConfig`] extension, and the pool reads them back from the running kernel.
 //! Dropping the kernel stops and joins its idle threads; a thread still inside a call is detached
 //! and exits when the call returns.
 //!
@@ -41,6 +43,52 @@ pub const DEFAULT_MAX_WORKER_THREADS: usize = 64;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// The worker pool's settings for one kernel, kept among the kernel's extension settings
+/// (see [`WorkersBuilderExt`]). `None` means the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolConfig {
+    /// The most threads `run_in_thread` may use at once.
+    pub max_threads: Option<usize>,
+    /// How long an idle worker thread waits for work before it exits.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// The worker pool's options on the kernel builder.
+///
+/// # Examples
+///
+/// ```
+/// use curio_workers::WorkersBuilderExt;
+///
+/// let mut kernel = curio_kernel::Kernel::builder().max_worker_threads(2).build();
+/// let n = kernel.run(async { curio_workers::ThreadPool::current().max_threads() });
+/// assert_eq!(n, 2);
+/// ```
+pub trait WorkersBuilderExt {
+    /// The most threads `run_in_thread` may use at once (default 64, or
+    /// `CURIO_MAX_WORKER_THREADS`; at least 1).
+    fn max_worker_threads(self, n: usize) -> Self;
+    /// How long an idle worker thread waits for work before it exits (default 10 s).
+    fn worker_idle_timeout(self, d: Duration) -> Self;
+}
+
+impl WorkersBuilderExt for curio_kernel::KernelBuilder {
+    fn max_worker_threads(mut self, n: usize) -> Self {
+        self.extensions_mut()
+            .get_or_default_mut::<PoolConfig>()
+            .max_threads = Some(n);
+        self
+    }
+
+    fn worker_idle_timeout(mut self, d: Duration) -> Self {
+        self.extensions_mut()
+            .get_or_default_mut::<PoolConfig>()
+            .idle_timeout = Some(d);
+        self
+    }
+}
 
 struct State {
     jobs: VecDeque<Job>,
@@ -130,16 +178,16 @@ impl ThreadPool {
     /// Outside a curio kernel.
     pub fn current() -> Rc<ThreadPool> {
         curio_kernel::extension(|| {
-            let cfg = curio_kernel::config();
+            let cfg = curio_kernel::config::<PoolConfig>().unwrap_or_default();
             let max = cfg
-                .max_worker_threads
+                .max_threads
                 .or_else(|| {
                     std::env::var("CURIO_MAX_WORKER_THREADS")
                         .ok()
                         .and_then(|v| v.trim().parse().ok())
                 })
                 .unwrap_or(DEFAULT_MAX_WORKER_THREADS);
-            ThreadPool::new(max, cfg.worker_idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT))
+            ThreadPool::new(max, cfg.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT))
         })
     }
 

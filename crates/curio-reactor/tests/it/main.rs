@@ -175,7 +175,7 @@ fn budget_makes_an_always_ready_source_yield() {
     let (a, _b) = pair();
     let (count, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
-    curio_reactor::reset_budget();
+    curio_core::reset_budget();
     let mut done = 0;
     loop {
         let mut f = Box::pin(a.write_with(|_| Ok(())));
@@ -184,9 +184,9 @@ fn budget_makes_an_always_ready_source_yield() {
             Poll::Pending => break,
             Poll::Ready(Err(e)) => panic!("{e}"),
         }
-        assert!(done <= curio_reactor::BUDGET_PER_TURN, "never yielded");
+        assert!(done <= curio_core::BUDGET_PER_TURN, "never yielded");
     }
-    assert_eq!(done, curio_reactor::BUDGET_PER_TURN);
+    assert_eq!(done, curio_core::BUDGET_PER_TURN);
     assert_eq!(
         count.0.load(Ordering::SeqCst),
         1,
