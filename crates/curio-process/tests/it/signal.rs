@@ -131,14 +131,20 @@ fn signal_wakes_a_kernel_in_a_long_sleep_promptly() {
     let elapsed = curio_kernel::run(async {
         let q = SignalQueue::new(&[SIGTERM]).unwrap();
         let sleeper = curio_kernel::spawn(curio_kernel::sleep(Duration::from_secs(3600)));
-        let started = Instant::now();
-        // Another thread signals while the kernel is parked in the reactor for an hour.
-        let t = std::thread::spawn(|| raise(S::TERM));
+        // Another thread signals once the kernel has had time to park in the reactor, with an
+        // hour to wait for; the pause only sets the scene, it synchronises nothing.
+        let t = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            let sent = Instant::now();
+            raise(S::TERM);
+            sent
+        });
         let r = curio_kernel::timeout_after(Duration::from_secs(3600), q.get()).await;
+        let woke = Instant::now();
         assert_eq!(r.unwrap(), SIGTERM);
-        t.join().unwrap();
+        let sent = t.join().unwrap();
         sleeper.cancel().await;
-        started.elapsed()
+        woke.saturating_duration_since(sent)
     });
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
 }
