@@ -399,3 +399,34 @@ fn dropped_join_detaches_the_task() {
     });
     assert!(finished.get());
 }
+
+/// A kernel whose `Park` is not a reactor has no I/O: a socket operation that would wait fails
+/// with an error that says so, instead of hanging.
+#[test]
+fn sockets_on_a_kernel_without_a_reactor_are_an_error() {
+    use curio::rt::{Park, Unpark, Unparker};
+
+    struct NoIo;
+    impl Unpark for NoIo {
+        fn unpark(&self) {}
+    }
+    impl Park for NoIo {
+        fn park(&self, _timeout: Option<std::time::Duration>) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn unparker(&self) -> Unparker {
+            Unparker::new(std::sync::Arc::new(NoIo))
+        }
+    }
+    let mut kernel = curio::Kernel::builder()
+        .park(Box::new(NoIo))
+        .virtual_clock(true)
+        .build();
+    let err = kernel
+        .run(async {
+            let listener = curio::net::TcpListener::bind("127.0.0.1:0")?;
+            listener.accept().await.map(drop)
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("no reactor"), "{err}");
+}

@@ -790,25 +790,57 @@ pub fn extension<T: Any>(init: impl FnOnce() -> T) -> Rc<T> {
 
 /// Waits, without blocking the kernel, for a thread to finish, and returns its result.
 ///
+/// A thread has no waker to call when it ends, so a small watcher thread joins it and wakes the
+/// waiting task; the kernel sleeps meanwhile (a virtual clock does not jump while it waits).
+///
+/// # Panics
+///
+/// Outside a curio kernel.
+///
 /// # Cancel safety
 ///
-/// Dropping the future leaves the thread running, detached.
+/// Dropping the future leaves the thread running, detached; the watcher exits when it does.
 pub async fn run_until_thread_done<T: Send + 'static>(
     t: std::thread::JoinHandle<T>,
 ) -> std::thread::Result<T> {
+    struct Done<T> {
+        result: Option<std::thread::Result<T>>,
+        waker: Option<Waker>,
+    }
     let handle = try_handle().expect("run_until_thread_done called outside a curio kernel");
-    let _work = handle.external_work();
+    let work = handle.external_work();
+    let done = Arc::new(Mutex::new(Done {
+        result: None,
+        waker: None,
+    }));
+    let d2 = done.clone();
+    std::thread::Builder::new()
+        .name("curio-join-watcher".into())
+        .spawn(move || {
+            let r = t.join();
+            let waker = {
+                let mut d = lock(&d2);
+                d.result = Some(r);
+                d.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+            // After the wake, so a virtual clock cannot jump in between.
+            drop(work);
+        })
+        .expect("curio: cannot start a thread to watch a thread");
     std::future::poll_fn(|cx| {
-        if t.is_finished() {
-            Poll::Ready(())
-        } else {
-            // A thread has no waker to call: look again next cycle.
-            cx.waker().wake_by_ref();
-            Poll::Pending
+        let mut d = lock(&done);
+        match d.result.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                d.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
         }
     })
-    .await;
-    t.join()
+    .await
 }
 
 /// Runs `fut` on a new kernel on this thread and returns its output; the kernel is then shut

@@ -374,7 +374,10 @@ impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
 }
 
 fn not_in_kernel() -> io::Error {
-    io::Error::other("curio I/O object used outside a curio kernel")
+    io::Error::other(
+        "curio I/O object used where no reactor runs (outside a curio kernel, or in a kernel \
+         whose Park is not a reactor)",
+    )
 }
 
 fn wrong_kernel() -> io::Error {

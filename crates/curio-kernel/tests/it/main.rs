@@ -1,0 +1,264 @@
+//! The kernel on its own: a fake parker and a manual clock instead of the reactor and the real
+//! clock, so the scheduler's rules are tested without sockets, threads' timing or wall time.
+//!
+//! What these show: the kernel sleeps only through `Park` (with the timeout its timers ask for)
+//! and reads time only through `Clock`; a cycle runs the tasks that were ready when it began, in
+//! FIFO order; yielding tasks take turns; the budget is refilled each turn; a virtual clock jumps
+//! exactly to the next deadline; another thread's spawn unparks the kernel.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use curio_kernel::{
+    Clock, Kernel, Park, Unpark, Unparker, run_until_thread_done, sleep, spawn, yield_now,
+};
+
+/// What the fake parker saw.
+#[derive(Default)]
+struct ParkLog {
+    /// The timeout of every park, in order.
+    timeouts: Vec<Option<Duration>>,
+}
+
+/// The cross-thread part of the fake parker: a flag and a condition variable.
+#[derive(Default)]
+struct Flag {
+    set: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Unpark for Flag {
+    fn unpark(&self) {
+        *self.set.lock().unwrap() = true;
+        self.cond.notify_all();
+    }
+}
+
+/// A parker with no I/O. A park with a timeout moves the manual clock by that timeout (time
+/// passes while the kernel sleeps); a park without one waits for an unpark, at most 10 s.
+struct FakePark {
+    log: Rc<RefCell<ParkLog>>,
+    clock: ManualClock,
+    flag: Arc<Flag>,
+}
+
+impl Park for FakePark {
+    fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.log.borrow_mut().timeouts.push(timeout);
+        let mut set = self.flag.set.lock().unwrap();
+        match timeout {
+            Some(t) => self.clock.pass(t),
+            None => {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !*set {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    assert!(
+                        !left.is_zero(),
+                        "parked for ever: nothing unparked the kernel"
+                    );
+                    set = self.flag.cond.wait_timeout(set, left).unwrap().0;
+                }
+            }
+        }
+        *set = false;
+        Ok(0)
+    }
+
+    fn unparker(&self) -> Unparker {
+        Unparker::new(self.flag.clone())
+    }
+}
+
+/// A clock that moves only when told; virtual (the kernel may jump it) or not.
+#[derive(Clone)]
+struct ManualClock {
+    now: Rc<Cell<Instant>>,
+    jumps: Rc<RefCell<Vec<Instant>>>,
+    is_virtual: bool,
+}
+
+impl ManualClock {
+    fn new(is_virtual: bool) -> ManualClock {
+        ManualClock {
+            now: Rc::new(Cell::new(Instant::now())),
+            jumps: Rc::default(),
+            is_virtual,
+        }
+    }
+
+    fn pass(&self, d: Duration) {
+        self.now.set(self.now.get() + d);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.now.get()
+    }
+    fn is_virtual(&self) -> bool {
+        self.is_virtual
+    }
+    fn jump_to(&self, t: Instant) {
+        self.jumps.borrow_mut().push(t);
+        if t > self.now.get() {
+            self.now.set(t);
+        }
+    }
+}
+
+/// A kernel on a fake parker and a manual clock, with what they record.
+fn fake_kernel(is_virtual: bool) -> (Kernel, Rc<RefCell<ParkLog>>, ManualClock) {
+    let log = Rc::new(RefCell::new(ParkLog::default()));
+    let clock = ManualClock::new(is_virtual);
+    let park = FakePark {
+        log: log.clone(),
+        clock: clock.clone(),
+        flag: Arc::default(),
+    };
+    let kernel = Kernel::builder()
+        .park(Box::new(park))
+        .clock(Box::new(clock.clone()))
+        .build();
+    (kernel, log, clock)
+}
+
+#[test]
+fn sleeps_through_park_with_the_timers_timeout() {
+    let (mut kernel, log, clock) = fake_kernel(false);
+    let start = clock.now();
+    let woke = kernel.run(async {
+        sleep(Duration::from_millis(250)).await;
+        curio_kernel::clock()
+    });
+    // Nothing else to do: the kernel parked once, for exactly the sleep, and woke at its end.
+    assert_eq!(log.borrow().timeouts, [Some(Duration::from_millis(250))]);
+    assert_eq!(woke, start + Duration::from_millis(250));
+    assert_eq!(kernel.clock(), woke);
+}
+
+#[test]
+fn a_virtual_clock_jumps_exactly_to_the_next_deadline() {
+    let (mut kernel, log, clock) = fake_kernel(true);
+    let start = clock.now();
+    let times = kernel.run(async {
+        let a = spawn(async {
+            sleep(Duration::from_millis(30)).await;
+            curio_kernel::clock()
+        });
+        sleep(Duration::from_millis(10)).await;
+        let t1 = curio_kernel::clock();
+        (t1, a.join().await.unwrap())
+    });
+    assert_eq!(times.0, start + Duration::from_millis(10));
+    assert_eq!(times.1, start + Duration::from_millis(30));
+    assert_eq!(
+        *clock.jumps.borrow(),
+        [
+            start + Duration::from_millis(10),
+            start + Duration::from_millis(30)
+        ]
+    );
+    // A virtual clock never blocks the thread: every park only looked.
+    assert!(
+        log.borrow()
+            .timeouts
+            .iter()
+            .all(|t| *t == Some(Duration::ZERO))
+    );
+}
+
+#[test]
+fn a_cycle_runs_only_what_was_ready_when_it_began_in_fifo_order() {
+    let (mut kernel, _log, _clock) = fake_kernel(true);
+    let order: Rc<RefCell<Vec<&str>>> = Rc::default();
+    let o = order.clone();
+    kernel.run(async move {
+        let o2 = o.clone();
+        let _a = spawn(async move {
+            o2.borrow_mut().push("a");
+            // Spawned during this cycle: runs in the next one, after everything ready now.
+            let o3 = o2.clone();
+            let _c = spawn(async move { o3.borrow_mut().push("c") });
+        });
+        let o2 = o.clone();
+        let _b = spawn(async move { o2.borrow_mut().push("b") });
+        o.borrow_mut().push("main");
+    });
+    // `main` returns in its first turn; the tasks it spawned then run in the next cycles when
+    // the kernel steps.
+    kernel.step();
+    assert_eq!(*order.borrow(), ["main", "a", "b"]);
+    kernel.step();
+    assert_eq!(*order.borrow(), ["main", "a", "b", "c"]);
+}
+
+#[test]
+fn yielding_tasks_take_turns() {
+    let (mut kernel, _log, _clock) = fake_kernel(true);
+    let turns: Rc<RefCell<Vec<u32>>> = Rc::default();
+    let t = turns.clone();
+    kernel.run(async move {
+        let tasks: Vec<_> = (0..3)
+            .map(|n| {
+                let t = t.clone();
+                spawn(async move {
+                    for _ in 0..3 {
+                        t.borrow_mut().push(n);
+                        yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.join().await.unwrap();
+        }
+    });
+    assert_eq!(*turns.borrow(), [0, 1, 2, 0, 1, 2, 0, 1, 2]);
+}
+
+#[test]
+fn the_budget_is_refilled_each_turn() {
+    let (mut kernel, _log, _clock) = fake_kernel(true);
+    let spent = kernel.run(async {
+        let mut spent = Vec::new();
+        for _ in 0..2 {
+            spent.push(std::iter::from_fn(|| curio_core::consume_budget().then_some(())).count());
+            yield_now().await;
+        }
+        spent
+    });
+    let full = curio_core::BUDGET_PER_TURN as usize;
+    assert_eq!(spent, [full, full]);
+}
+
+#[test]
+fn another_threads_spawn_unparks_the_kernel() {
+    let (mut kernel, log, _clock) = fake_kernel(false);
+    let handle = kernel.handle();
+    let out = kernel.run(async move {
+        let t = std::thread::spawn(move || handle.spawn(async { 6 * 7 }).join_blocking());
+        run_until_thread_done(t).await
+    });
+    assert_eq!(out.unwrap().unwrap(), 42);
+    // With nothing ready and no timer, the kernel waited in `park(None)` for the unpark.
+    assert!(log.borrow().timeouts.contains(&None));
+}
+
+#[test]
+fn the_running_task_is_named_through_the_core_hook() {
+    let (mut kernel, _log, _clock) = fake_kernel(true);
+    let (id, hook) = kernel.run(async {
+        let t = spawn(async {
+            (
+                curio_kernel::current_task().id().as_u64(),
+                curio_core::current_task_id().map(|n| n.get()),
+            )
+        });
+        t.join().await.unwrap()
+    });
+    assert_eq!(Some(id), hook);
+    assert_eq!(curio_core::current_task_id(), None, "outside a task turn");
+}
