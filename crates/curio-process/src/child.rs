@@ -224,12 +224,13 @@ impl Child {
 
     /// Writes `input` to the child's stdin (then closes it) while reading its stdout and stderr
     /// to end-of-file, all at once, so large data both ways cannot deadlock; then waits for the
-    /// child. Streams that are not piped (or were taken) are skipped; a child that closes its
-    /// stdin early is not an error.
+    /// child. Streams that are not piped (or were taken) are skipped.
     ///
     /// # Errors
     ///
-    /// The errors of the reads, writes and [`wait`](Self::wait).
+    /// The errors of the reads, writes and [`wait`](Self::wait); as in Curio, a child that
+    /// closes its stdin before it has taken all of `input` makes it fail with `BrokenPipe` (what
+    /// was read so far stays in the `Child`, and the child keeps running).
     ///
     /// # Cancel safety
     ///
@@ -253,7 +254,6 @@ impl Child {
                             stdin = None;
                         }
                     }
-                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => stdin = None,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => break,
                 }

@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::process;
 use std::time::Duration;
@@ -110,6 +110,7 @@ pub struct Command {
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
     kill_on_drop: bool,
+    stderr_to_stdout: bool,
     pub(crate) input: Option<Vec<u8>>,
     pub(crate) timeout: Option<Duration>,
 }
@@ -129,6 +130,7 @@ impl Command {
             stdout: None,
             stderr: None,
             kill_on_drop: false,
+            stderr_to_stdout: false,
             input: None,
             timeout: None,
         }
@@ -203,6 +205,15 @@ impl Command {
         self
     }
 
+    /// Sends the child's stderr wherever its stdout goes (Curio's `stderr=STDOUT`): into the
+    /// same pipe when stdout is piped, so [`Child::stdout`] and the captured output hold both,
+    /// in the order the child wrote them. It overrides [`stderr`](Self::stderr).
+    #[doc(alias = "STDOUT")]
+    pub fn stderr_to_stdout(&mut self) -> &mut Command {
+        self.stderr_to_stdout = true;
+        self
+    }
+
     /// Whether dropping the [`Child`] (or a future that owns it) kills the child with
     /// `SIGKILL`. Off by default: the child keeps running, and is reaped when it exits.
     pub fn kill_on_drop(&mut self, kill: bool) -> &mut Command {
@@ -253,10 +264,18 @@ impl Command {
         let stderr = pick(self.stderr.take());
         self.std
             .stdin(stdin.map_or_else(process::Stdio::inherit, Stdio::into_std));
-        self.std
-            .stdout(stdout.map_or_else(process::Stdio::inherit, Stdio::into_std));
-        self.std
-            .stderr(stderr.map_or_else(process::Stdio::inherit, Stdio::into_std));
+        let mut merged_pipe = None;
+        if self.stderr_to_stdout {
+            let (out, err, pipe) = merged(stdout)?;
+            self.std.stdout(out);
+            self.std.stderr(err);
+            merged_pipe = pipe;
+        } else {
+            self.std
+                .stdout(stdout.map_or_else(process::Stdio::inherit, Stdio::into_std));
+            self.std
+                .stderr(stderr.map_or_else(process::Stdio::inherit, Stdio::into_std));
+        }
         let spawned = self.std.spawn();
         // Drop the descriptors std holds for the child, so pipes see end-of-file when the child
         // closes its ends.
@@ -269,6 +288,41 @@ impl Command {
                 format!("cannot run {:?}: {e}", self.std.get_program()),
             )
         })?;
-        Child::new(child, kill_on_drop)
+        let mut child = Child::new(child, kill_on_drop)?;
+        if let Some(r) = merged_pipe {
+            child.stdout = Some(FileStream::from_pipe(r)?);
+        }
+        Ok(child)
     }
+}
+
+/// The child's stdout and stderr when stderr goes where stdout goes, and the parent's end of
+/// the pipe they share if stdout is piped.
+fn merged(stdout: Option<Stdio>) -> io::Result<(process::Stdio, process::Stdio, Option<OwnedFd>)> {
+    let one = |fd: OwnedFd| -> io::Result<_> {
+        let two = fd.try_clone()?;
+        Ok((process::Stdio::from(fd), process::Stdio::from(two)))
+    };
+    Ok(match stdout.map(|s| s.0) {
+        None | Some(Kind::Inherit) => {
+            let err = std::io::stdout().as_fd().try_clone_to_owned()?;
+            (process::Stdio::inherit(), process::Stdio::from(err), None)
+        }
+        Some(Kind::Null) => {
+            let (a, b) = one(std::fs::File::options()
+                .write(true)
+                .open("/dev/null")?
+                .into())?;
+            (a, b, None)
+        }
+        Some(Kind::Piped) => {
+            let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            let (a, b) = one(w)?;
+            (a, b, Some(r))
+        }
+        Some(Kind::Fd(fd)) => {
+            let (a, b) = one(fd)?;
+            (a, b, None)
+        }
+    })
 }

@@ -1,6 +1,6 @@
 //! Curio 1.6's `test_subprocess.py`, ported with its test names.
 //! Curio's tests run `python child.py`, which prints `t-minus 4` .. `t-minus 1`, a line at a
-//! time; here `sh` does the same.
+//! time, and `ichild.py`, which counts the lines of its stdin; here `sh` and `wc -l` do the same.
 
 use std::time::Duration;
 
@@ -46,13 +46,13 @@ fn test_bad_cmd() {
 #[test]
 fn test_bad_cmd_check_output() {
     curio_kernel::run(async {
-        match check_output(&mut sh("echo out; echo oops >&2; exit 1")).await {
+        // Curio passes `stderr=STDOUT`: the error's output holds both streams, in order.
+        let mut cmd = sh("echo out; echo oops >&2; exit 1");
+        cmd.stderr_to_stdout();
+        match check_output(&mut cmd).await {
             Err(SubprocessError::Failed(e)) => {
                 assert_eq!(e.status.code(), Some(1));
-                assert_eq!(
-                    (e.stdout, e.stderr),
-                    (b"out\n".to_vec(), b"oops\n".to_vec())
-                );
+                assert_eq!((e.stdout, e.stderr), (b"out\noops\n".to_vec(), Vec::new()));
             }
             other => panic!("expected a CalledProcessError, got {other:?}"),
         }
@@ -101,14 +101,16 @@ fn test_stdin_pipe() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = bounded("communicate", p2.communicate(b"")).await.unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
+        let out = p2.stdout.take().unwrap();
+        let out = bounded("read", out.read_to_end()).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&out).trim(), "4");
         assert!(bounded("wait", p1.wait()).await.unwrap().success());
+        assert!(bounded("wait", p2.wait()).await.unwrap().success());
     });
 }
 
 #[test]
-fn test_io() {
+fn test_check_output_stdin() {
     curio_kernel::run(async {
         let out = check_output(
             Command::new("wc")
@@ -122,20 +124,28 @@ fn test_io() {
 }
 
 #[test]
-fn test_io_cancel() {
+fn test_no_input_cancel() {
     curio_kernel::run(async {
-        // A child that never reads: 10 MB of input blocks until the timeout cancels it.
-        let mut p = sh("exec sleep 30")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let input = vec![b'x'; 10_000_000];
-        let r =
-            curio_kernel::timeout_after(Duration::from_millis(100), p.communicate(&input)).await;
-        assert!(r.is_err(), "communicate should have timed out");
+        // The countdown never reads its stdin: 10 MB of input blocks until the task that
+        // communicates is cancelled. Deviation: Curio's `CancelledError` carries `stdout` and
+        // `stderr`; here what was read stays in the `Child` (`take_output`).
+        let child = std::rc::Rc::new(std::cell::RefCell::new(
+            sh(CHILD)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap(),
+        ));
+        let c = child.clone();
+        let t = curio_kernel::spawn(async move {
+            let input = vec![b'x'; 10_000_000];
+            let _ = c.borrow_mut().communicate(&input).await;
+            unreachable!("communicate should not finish");
+        });
+        curio_kernel::sleep(Duration::from_millis(100)).await;
+        t.cancel().await;
+        let mut p = child.borrow_mut();
         assert_eq!(p.take_output(), (Vec::new(), Vec::new()));
         p.kill().unwrap();
         let status = bounded("wait", p.wait()).await.unwrap();
@@ -147,9 +157,9 @@ fn test_io_cancel() {
 }
 
 #[test]
-fn test_popen_wait() {
+fn test_popen_join() {
     curio_kernel::run(async {
-        let mut p = sh(CHILD).stdout(Stdio::null()).spawn().unwrap();
+        let mut p = sh("sleep 0.2").spawn().unwrap();
         assert_eq!(bounded("wait", p.wait()).await.unwrap().code(), Some(0));
         // Waiting again gives the same status.
         assert_eq!(p.wait().await.unwrap().code(), Some(0));
@@ -158,7 +168,20 @@ fn test_popen_wait() {
 }
 
 #[test]
-fn test_broken_pipe() {
+fn test_io_error() {
+    curio_kernel::run(async {
+        let mut cmd = sh("exec 0<&-; sleep 1");
+        cmd.input(vec![b'x'; 10_000_000]);
+        match bounded("check_output", check_output(&mut cmd)).await {
+            Err(SubprocessError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe),
+            other => panic!("expected BrokenPipe, got {other:?}"),
+        }
+    });
+}
+
+/// Not in Curio: a write to a child that closed its stdin is `BrokenPipe` as well.
+#[test]
+fn write_to_a_closed_stdin_is_broken_pipe() {
     curio_kernel::run(async {
         let mut p = sh("exec 0<&-; echo closed; exec sleep 30")
             .stdin(Stdio::piped())
