@@ -2,9 +2,11 @@
 //! Curio's tests run `python child.py`, which prints `t-minus 4` .. `t-minus 1`, a line at a
 //! time, and `ichild.py`, which counts the lines of its stdin; here `sh` and `wc -l` do the same.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
-use curio_process::{Command, Stdio, SubprocessError, check_output, run};
+use curio_process::{Child, Command, Stdio, SubprocessError, check_output, run};
 
 use crate::{bounded, sh};
 
@@ -129,23 +131,25 @@ fn test_no_input_cancel() {
         // The countdown never reads its stdin: 10 MB of input blocks until the task that
         // communicates is cancelled. Deviation: Curio's `CancelledError` carries `stdout` and
         // `stderr`; here what was read stays in the `Child` (`take_output`).
-        let child = std::rc::Rc::new(std::cell::RefCell::new(
-            sh(CHILD)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap(),
-        ));
-        let c = child.clone();
+        let child = sh(CHILD)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // The task borrows the child and gives it back when its future is dropped.
+        let slot = Rc::new(Cell::new(None));
+        let back = slot.clone();
         let t = curio_kernel::spawn(async move {
+            let mut lent = Lent(back, Some(child));
             let input = vec![b'x'; 10_000_000];
-            let _ = c.borrow_mut().communicate(&input).await;
+            let p = lent.1.as_mut().unwrap();
+            let _ = p.communicate(&input).await;
             unreachable!("communicate should not finish");
         });
         curio_kernel::sleep(Duration::from_millis(100)).await;
         t.cancel().await;
-        let mut p = child.borrow_mut();
+        let mut p = slot.take().expect("the child is given back");
         assert_eq!(p.take_output(), (Vec::new(), Vec::new()));
         p.kill().unwrap();
         let status = bounded("wait", p.wait()).await.unwrap();
@@ -154,6 +158,15 @@ fn test_no_input_cancel() {
             Some(libc::SIGKILL)
         );
     });
+}
+
+/// A child lent to a task, put back into the slot when the task's future is dropped.
+struct Lent(Rc<Cell<Option<Child>>>, Option<Child>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.0.set(self.1.take());
+    }
 }
 
 #[test]
