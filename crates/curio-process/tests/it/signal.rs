@@ -1,7 +1,9 @@
 //! Curio 0.9's `test_signal.py`, ported with its test names, and the signal cases.
 //! Signal dispositions are process-wide, so every test runs in a child process.
 
+use std::cell::RefCell;
 use std::os::unix::process::ExitStatusExt;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -21,9 +23,127 @@ fn raise(sig: rustix::process::Signal) {
 
 use rustix::process::Signal as S;
 
+/// A kernel on a virtual clock: Curio's `sleep(0.1)` between signals becomes a jump that
+/// happens only once the signal's wake-up has been handled and every task is idle.
+fn vkernel() -> curio_kernel::Kernel {
+    curio_kernel::Kernel::builder().virtual_clock(true).build()
+}
+
+/// An event log shared by the tasks of one test.
+#[derive(Clone, Default)]
+struct Log(Rc<RefCell<Vec<String>>>);
+
+impl Log {
+    fn push(&self, s: impl ToString) {
+        self.0.borrow_mut().push(s.to_string());
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.borrow_mut())
+    }
+}
+
 #[test]
-fn test_signal() {
-    if !in_child("signal::test_signal") {
+fn test_task_signal() {
+    if !in_child("signal::test_task_signal") {
+        return;
+    }
+    let log = Log::default();
+    let l = log.clone();
+    vkernel().run(async move {
+        // Curio's child opens the queue, then sets an event the main task waits for; opening it
+        // before the spawn gives the same order.
+        let sig = SignalQueue::new(&[SIGUSR1, SIGUSR2]).unwrap();
+        let lc = l.clone();
+        let child = curio_kernel::spawn(async move {
+            lc.push(sig.get().await);
+            lc.push(sig.get().await);
+        });
+        l.push("sending USR1");
+        raise(S::USR1);
+        curio_kernel::sleep(Duration::from_millis(100)).await;
+        l.push("sending USR2");
+        raise(S::USR2);
+        curio_kernel::sleep(Duration::from_millis(100)).await;
+        l.push("done");
+        child.join().await.unwrap();
+    });
+    assert_eq!(
+        log.take(),
+        [
+            "sending USR1".to_owned(),
+            SIGUSR1.to_string(),
+            "sending USR2".to_owned(),
+            SIGUSR2.to_string(),
+            "done".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn test_task_signal_event() {
+    if !in_child("signal::test_task_signal_event") {
+        return;
+    }
+    let log = Log::default();
+    let l = log.clone();
+    vkernel().run(async move {
+        let sig_usr1 = SignalEvent::new(&[SIGUSR1]).unwrap();
+        let sig_usr2 = SignalEvent::new(&[SIGUSR2]).unwrap();
+        let lc = l.clone();
+        // Curio's `got1` and `got2` events: the child's end of each step, awaited by `main`.
+        let child = curio_kernel::spawn(async move {
+            sig_usr1.wait().await;
+            lc.push(SIGUSR1);
+            sig_usr2.wait().await;
+            lc.push(SIGUSR2);
+        });
+        l.push("sending USR1");
+        raise(S::USR1);
+        curio_kernel::sleep(Duration::from_millis(100)).await;
+        l.push("sending USR2");
+        raise(S::USR2);
+        child.join().await.unwrap();
+        l.push("done");
+    });
+    assert_eq!(
+        log.take(),
+        [
+            "sending USR1".to_owned(),
+            SIGUSR1.to_string(),
+            "sending USR2".to_owned(),
+            SIGUSR2.to_string(),
+            "done".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn test_task_signal_timeout() {
+    if !in_child("signal::test_task_signal_timeout") {
+        return;
+    }
+    let log = Log::default();
+    let l = log.clone();
+    // The virtual clock jumps: a queue that waits for a signal does not hold time back.
+    vkernel().run(async move {
+        let lc = l.clone();
+        let task = curio_kernel::spawn(async move {
+            let sig = SignalQueue::new(&[SIGUSR1, SIGUSR2]).unwrap();
+            match curio_kernel::timeout_after(Duration::from_secs(1), sig.get()).await {
+                Ok(signo) => lc.push(signo),
+                Err(_) => lc.push("timeout"),
+            }
+        });
+        task.join().await.unwrap();
+        l.push("done");
+    });
+    assert_eq!(log.take(), ["timeout", "done"]);
+}
+
+/// Not in Curio: the same signals with a real clock and no pause between them.
+#[test]
+fn test_signal_back_to_back() {
+    if !in_child("signal::test_signal_back_to_back") {
         return;
     }
     let got = curio_kernel::run(async {
@@ -36,40 +156,6 @@ fn test_signal() {
         ]
     });
     assert_eq!(got, [SIGUSR1, SIGUSR2]);
-}
-
-#[test]
-fn test_signal_event() {
-    if !in_child("signal::test_signal_event") {
-        return;
-    }
-    curio_kernel::run(async {
-        let ev = SignalEvent::new(&[SIGUSR1, SIGUSR2]).unwrap();
-        assert!(!ev.is_set());
-        raise(S::USR2);
-        bounded("wait", ev.wait()).await;
-        assert!(ev.is_set());
-        ev.clear();
-        assert!(!ev.is_set());
-        raise(S::USR1);
-        bounded("wait", ev.wait()).await;
-    });
-}
-
-#[test]
-fn test_signal_timeout() {
-    if !in_child("signal::test_signal_timeout") {
-        return;
-    }
-    // The virtual clock jumps: a queue that waits for a signal does not hold time back.
-    curio_kernel::Kernel::builder()
-        .virtual_clock(true)
-        .build()
-        .run(async {
-            let q = SignalQueue::new(&[SIGUSR1]).unwrap();
-            let r = curio_kernel::timeout_after(Duration::from_secs(1), q.get()).await;
-            assert!(r.is_err(), "timeout expected");
-        });
 }
 
 #[test]
