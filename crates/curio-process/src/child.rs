@@ -30,12 +30,12 @@ pub struct CompletedProcess {
 }
 
 impl CompletedProcess {
-    /// `Ok(self)` if the child exited with status 0, else the [`CalledProcessError`] that carries
+    /// `Ok(self)` if the child exited with status 0, else the [`CalledProcessError`](crate::CalledProcessError) that carries
     /// the status and the output.
     ///
     /// # Errors
     ///
-    /// A [`CalledProcessError`] for a non-zero status or a death by signal.
+    /// A [`CalledProcessError`](crate::CalledProcessError) for a non-zero status or a death by signal.
     pub fn check(self) -> Result<CompletedProcess, crate::CalledProcessError> {
         if self.status.success() {
             Ok(self)
