@@ -165,6 +165,7 @@ fn burst_of_two_kinds_delivers_each_kind() {
     }
     curio_kernel::run(async {
         let q = SignalQueue::new(&[SIGUSR1, SIGUSR2]).unwrap();
+        // While the kernel reads the queue: 1000 of each kind, interleaved, from another thread.
         let sender = std::thread::spawn(|| {
             for i in 0..2000 {
                 raise(if i % 2 == 0 { S::USR1 } else { S::USR2 });
@@ -179,8 +180,22 @@ fn burst_of_two_kinds_delivers_each_kind() {
             }
         }
         sender.join().unwrap();
-        // Counts are not promised: repeats coalesce, but each kind arrived at least once.
-        assert!(usr1 >= 1 && usr2 >= 1);
+        while q.try_get().is_some() {}
+        // While the kernel cannot read at all (its thread is blocked in `join`): a pipe of
+        // signal numbers would fill up and drop kinds (curio#118); the pending bits cannot.
+        let sender = std::thread::spawn(|| {
+            for i in 0..2000 {
+                raise(if i % 2 == 0 { S::USR2 } else { S::USR1 });
+            }
+        });
+        sender.join().unwrap();
+        let mut got = vec![
+            bounded("first", q.get()).await,
+            bounded("second", q.get()).await,
+        ];
+        got.sort_unstable();
+        // Counts are not promised (repeats coalesce), but each kind arrives.
+        assert_eq!(got, [SIGUSR1, SIGUSR2]);
     });
 }
 
