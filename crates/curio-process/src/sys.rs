@@ -181,8 +181,11 @@ impl SlotGuard {
 
     /// Empties the eventfd's counter, so the next `poll` waits for the next signal.
     pub(crate) fn drain(&self) {
-        let mut buf = [0u8; 8];
-        let _ = rustix::io::read(self.fd(), &mut buf);
+        // A slot whose eventfd could not be created (`acquire` failed) has nothing to drain.
+        if let Some(fd) = SLOT_FDS[self.index].get() {
+            let mut buf = [0u8; 8];
+            let _ = rustix::io::read(fd, &mut buf);
+        }
     }
 }
 
