@@ -62,3 +62,30 @@ fn subprocess_example_streams_the_pipeline_line_by_line() {
         ["got: t-minus 3", "got: t-minus 2", "got: t-minus 1"]
     );
 }
+
+#[test]
+fn pipe_lines_as_a_stream() {
+    use futures_core::Stream;
+
+    let got = curio::run(async {
+        let mut child = Command::new("printf")
+            .arg("a\nbb\nccc")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = SocketStream::new(child.stdout.take().unwrap());
+        let mut lines = out.lines(100);
+        let mut got = Vec::new();
+        while let Some(line) = bounded(
+            "line",
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut lines).poll_next(cx)),
+        )
+        .await
+        {
+            got.push(line.unwrap());
+        }
+        assert!(bounded("wait", child.wait()).await.unwrap().success());
+        got
+    });
+    assert_eq!(got, [b"a\n".to_vec(), b"bb\n".to_vec(), b"ccc".to_vec()]);
+}
