@@ -144,3 +144,20 @@ fn a_pipe_passed_to_another_child_is_blocking_again() {
         bounded("wait", p1.wait()).await.unwrap();
     });
 }
+
+#[test]
+fn stderr_to_stdout_shares_a_file() {
+    let path = std::env::temp_dir().join(format!("curio-merged-{}", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    curio_kernel::run(async {
+        let mut p = sh("echo out; echo err >&2; echo out2")
+            .stdout(file)
+            .stderr_to_stdout()
+            .spawn()
+            .unwrap();
+        assert!(bounded("wait", p.wait()).await.unwrap().success());
+    });
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(text, "out\nerr\nout2\n");
+}
