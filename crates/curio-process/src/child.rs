@@ -243,6 +243,9 @@ impl Child {
         }
         let mut pos = 0;
         let (stdout, stderr) = (self.stdout.as_ref(), self.stderr.as_ref());
+        // Gives up the pipes' read slots however this ends, so a later read of a pipe left by a
+        // cancelled call is not `ResourceBusy`.
+        let _release = ReleaseReads([stdout, stderr]);
         let (mut out_open, mut err_open) = (stdout.is_some(), stderr.is_some());
         let (out_buf, err_buf) = (&mut self.stdout_buf, &mut self.stderr_buf);
         let res = poll_fn(|cx| {
@@ -279,6 +282,7 @@ impl Child {
             }
         })
         .await;
+        drop(_release);
         res?;
         // Both are at end-of-file.
         self.stdout = None;
@@ -309,6 +313,17 @@ impl Child {
         }
         if let Some(s) = &self.stderr {
             s.read_available(&mut self.stderr_buf);
+        }
+    }
+}
+
+/// Releases the read slots of the pipes `communicate` polls, when dropped.
+struct ReleaseReads<'a>([Option<&'a FileStream>; 2]);
+
+impl Drop for ReleaseReads<'_> {
+    fn drop(&mut self) {
+        for s in self.0.into_iter().flatten() {
+            s.release_read();
         }
     }
 }

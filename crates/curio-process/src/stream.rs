@@ -229,6 +229,14 @@ impl FileStream {
         r
     }
 
+    /// Gives up the read slot of the poll-based reads (`poll_read_vec`, `AsyncRead`), so another
+    /// reader does not find it taken.
+    pub(crate) fn release_read(&self) {
+        let mut token = self.read_token.get();
+        self.io.release(Direction::Read, &mut token);
+        self.read_token.set(token);
+    }
+
     /// Appends what can be read right now, without waiting, until end-of-file or `EAGAIN`.
     pub(crate) fn read_available(&self, out: &mut Vec<u8>) {
         loop {

@@ -297,3 +297,22 @@ fn sigchld_fallback_waits_and_reaps() {
     });
     eventually("the reaper reaps without pidfds", || child_count() == 0);
 }
+
+#[test]
+fn a_pipe_is_readable_after_a_cancelled_communicate() {
+    curio_kernel::run(async {
+        let mut p = sh("read x; echo late $x")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = p.stdin.take().unwrap();
+        // Nothing comes before the child gets its line: the call times out, waiting to read.
+        let r = curio_kernel::timeout_after(Duration::from_millis(50), p.communicate(b"")).await;
+        assert!(r.is_err());
+        stdin.write_all(b"go\n").await.unwrap();
+        let out = p.stdout.as_ref().unwrap();
+        assert_eq!(bounded("read", out.read(100)).await.unwrap(), b"late go\n");
+        assert!(bounded("wait", p.wait()).await.unwrap().success());
+    });
+}
