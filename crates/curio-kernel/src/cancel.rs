@@ -9,7 +9,11 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use crate::core::with_core;
-use crate::task::{Header, TaskId, current_header};
+pub(crate) mod state;
+
+use crate::core::current_header;
+use crate::header::Header;
+use crate::id::TaskId;
 
 /// Why a task is asked to stop: it was cancelled, or an enclosing timeout expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +46,9 @@ impl fmt::Display for NotInTask {
 impl std::error::Error for NotInTask {}
 
 fn reason(h: &Header) -> Option<CancelReason> {
-    if h.cancel_requested.get() {
+    if h.cancel.requested.get() {
         Some(CancelReason::Cancelled)
-    } else if h.timed_out.get() > 0 {
+    } else if h.scopes.timed_out.get() > 0 {
         Some(CancelReason::TimedOut)
     } else {
         None
@@ -200,7 +204,7 @@ impl<F: Future> Future for Shield<F> {
         let this = self.project();
         if this.task.is_none() {
             let h = current_header().expect("curio::disable_cancellation polled outside a task");
-            h.shield.set(h.shield.get() + 1);
+            h.cancel.shield.set(h.cancel.shield.get() + 1);
             *this.task = Some(h.id);
         }
         let out = this.inner.poll(cx);
@@ -220,13 +224,10 @@ fn leave(id: TaskId) {
         with_core(|c| c.and_then(|c| c.tasks.borrow().all().into_iter().find(|h| h.id == id)))
     });
     if let Some(h) = h {
-        h.shield.set(h.shield.get().saturating_sub(1));
-        if h.shield.get() == 0 && h.cancel_requested.get() {
+        h.cancel.shield.set(h.cancel.shield.get().saturating_sub(1));
+        if h.cancel.shield.get() == 0 && h.cancel.requested.get() {
             // The deferred cancellation is due: make sure the task gets its turn.
-            let w = h.waker.borrow().clone();
-            if let Some(w) = w {
-                w.wake();
-            }
+            h.wake();
         }
     }
 }

@@ -14,7 +14,7 @@ use concurrent_queue::ConcurrentQueue;
 use curio_core::{Extensions, Park, ParkEnter, Unparker};
 use curio_time::TimeDriver;
 
-use crate::task::Header;
+use crate::header::Header;
 
 static NEXT_KERNEL_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -244,4 +244,9 @@ impl Core {
             }
         }
     }
+}
+
+/// The header of the running task.
+pub(crate) fn current_header() -> Option<Rc<Header>> {
+    with_core(|c| c.and_then(|c| c.current.borrow().clone()))
 }

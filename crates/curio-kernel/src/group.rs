@@ -10,17 +10,14 @@ use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 
-use crate::task::{Builder, Header, Task, TaskError, TaskId, TaskRef, current_header};
+pub(crate) mod link;
 
-/// The hooks between a group and its members' and owner's headers.
-pub(crate) trait GroupLink {
-    /// A member terminated.
-    fn member_terminated(&self, id: TaskId);
-    /// A member was joined by hand: it leaves the group.
-    fn forget(&self, id: TaskId);
-    /// Requests cancellation of every live member; `true` while any is still alive.
-    fn cancel_members(&self) -> bool;
-}
+use crate::core::current_header;
+use crate::error::TaskError;
+use crate::group::link::GroupLink;
+use crate::header::Header;
+use crate::id::TaskId;
+use crate::task::{Builder, Task, TaskRef};
 
 /// The wait policies of a [`TaskGroup`] (Curio's `wait=all`, `any`, `object`, `None`).
 ///
@@ -218,9 +215,13 @@ struct Inner<T> {
 impl<T: 'static> GroupLink for Inner<T> {
     fn member_terminated(&self, id: TaskId) {
         let waker = {
-            let Ok(mut st) = self.state.try_borrow_mut() else {
-                return;
-            };
+            // No group code holds the state across a member's termination (members end in
+            // their own turns, never inside a group method), so this borrow cannot fail; a
+            // failure would lose the notification and hang `join`, so it is loud.
+            let mut st = self
+                .state
+                .try_borrow_mut()
+                .expect("curio: a task group's state was busy when a member terminated");
             if let Some(m) = st.members.iter_mut().find(|m| m.task.id() == id) {
                 m.done = true;
                 if !m.daemon {
@@ -234,20 +235,20 @@ impl<T: 'static> GroupLink for Inner<T> {
         }
         // An owner being cancelled waits for its members: the last one wakes it.
         if let Some(owner) = &self.owner
-            && owner.cancel_requested.get()
+            && owner.cancel.requested.get()
         {
-            let w = owner.waker.borrow().clone();
-            if let Some(w) = w {
-                w.wake();
-            }
+            owner.wake();
         }
     }
 
     fn forget(&self, id: TaskId) {
-        if let Ok(mut st) = self.state.try_borrow_mut() {
-            st.members.retain(|m| m.task.id() != id);
-            st.done.retain(|d| *d != id);
-        }
+        // Called by a member's `join`, in user code, never inside a group method.
+        let mut st = self
+            .state
+            .try_borrow_mut()
+            .expect("curio: a task group's state was busy when a member was joined");
+        st.members.retain(|m| m.task.id() != id);
+        st.done.retain(|d| *d != id);
     }
 
     fn cancel_members(&self) -> bool {
@@ -343,8 +344,8 @@ impl<T: 'static> TaskGroup<T> {
         if let Some(owner) = owner {
             let link: Rc<dyn GroupLink> = inner.clone();
             let mut e = owner.ext_mut();
-            e.groups.retain(|g| g.strong_count() > 0);
-            e.groups.push(Rc::downgrade(&link));
+            e.group.owned.retain(|g| g.strong_count() > 0);
+            e.group.owned.push(Rc::downgrade(&link));
         }
         TaskGroup { inner }
     }
@@ -364,7 +365,7 @@ impl<T: 'static> TaskGroup<T> {
 
     fn attach(&self, task: Task<T>, daemon: bool) -> TaskRef {
         let r = task.task_ref();
-        task.header().ext_mut().member_of = Some(self.link());
+        task.header().ext_mut().group.member_of = Some(self.link());
         let done = task.is_terminated();
         let mut st = self.inner.state.borrow_mut();
         if done && !daemon {

@@ -1,21 +1,25 @@
-//! `Kernel`: the run loop with Curio's cycle semantics, shutdown, and the handle other threads use.
+//! `Kernel` and its builder: running a main future, single steps, shutdown, and the hooks for
+//! crates that extend the kernel. The cycle itself is in [`scheduler`](crate::scheduler).
 
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
 use std::panic::resume_unwind;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use curio_core::{Extensions, Park};
 use curio_time::Clock;
 
-use crate::core::{Core, Entry, MainWake, Remote, Shared, enter, with_core};
-use crate::task::{Header, Name, TaskError, TaskId, poll_task};
+use crate::core::{Core, Entry, MainWake, enter, with_core};
+use crate::harness::terminate;
+use crate::header::{Header, Name};
+use crate::remote::{KernelHandle, lock, try_handle};
+use crate::scheduler::{MainCtx, cycle, step_cycle};
 
 /// A kernel: the scheduler, its reactor and its clock, on one thread.
 ///
@@ -204,12 +208,12 @@ impl Kernel {
         let _enter = enter(&core);
         let run = core.run_counter.get() + 1;
         core.run_counter.set(run);
-        let h = Header::new(
-            &core,
+        let h = Rc::new(Header::new(
+            None,
             Name::Static("main"),
             false,
             std::panic::Location::caller(),
-        );
+        ));
         core.register(&h);
         // However `run` is left, the main task ends with it: shutdown must never wait for a main
         // future that no cycle can poll any more.
@@ -342,392 +346,8 @@ struct MainGuard<'a> {
 impl Drop for MainGuard<'_> {
     fn drop(&mut self) {
         if !self.header.is_terminated() {
-            self.header.terminate(self.core);
+            terminate(self.header, self.core);
         }
-    }
-}
-
-struct MainCtx<'a, F: Future> {
-    header: &'a Rc<Header>,
-    slot: Pin<&'a mut Option<F>>,
-    waker: &'a Waker,
-    wake: &'a Arc<MainWake>,
-    run: u64,
-}
-
-fn cycle<F: Future>(
-    core: &Core,
-    main: &mut Option<MainCtx<'_, F>>,
-) -> Option<Result<F::Output, TaskError>> {
-    step_cycle(core, main, false)
-}
-
-/// Task turns between two reactor polls while tasks are ready (tokio's `event_interval`).
-const EVENT_INTERVAL: u32 = 61;
-
-/// One cycle: (1) poll the reactor, blocking only when nothing is ready, (2) take work from other
-/// threads, (3) fire expired timers, (4) run the tasks that were ready at that point, each once.
-fn step_cycle<F: Future>(
-    core: &Core,
-    main: &mut Option<MainCtx<'_, F>>,
-    nonblocking: bool,
-) -> Option<Result<F::Output, TaskError>> {
-    let ready_empty = core.ready.borrow().is_empty() && core.shared.remote.is_empty();
-    let virtual_clock = core.time.is_virtual();
-    let timeout = if !ready_empty || nonblocking || virtual_clock {
-        Some(Duration::ZERO)
-    } else {
-        core.time.park_timeout()
-    };
-    // While tasks are ready, the zero-timeout reactor poll (a syscall) is made only every
-    // `EVENT_INTERVAL` task turns: I/O readiness waits at most that many turns, as in tokio.
-    let skip_poll = !ready_empty && !nonblocking && core.since_poll.get() < EVENT_INTERVAL;
-    let events = if skip_poll {
-        0
-    } else {
-        core.since_poll.set(0);
-        core.park.park(timeout).unwrap_or(0)
-    };
-    core.drain_remote();
-    if virtual_clock && !nonblocking && ready_empty && core.ready.borrow().is_empty() {
-        let idle = events == 0
-            && core.shared.remote.is_empty()
-            && core.shared.outstanding.load(Ordering::Acquire) == 0;
-        if !(idle && core.time.jump_to_next()) {
-            // Something runs elsewhere (a worker thread) or nothing is scheduled at all:
-            // wait for a wake or for I/O, without moving the clock.
-            if idle || core.shared.outstanding.load(Ordering::Acquire) > 0 {
-                let _ = core.park.park(None);
-                core.drain_remote();
-            }
-        }
-    }
-    if core.time.timer_count() > 0 {
-        core.time.fire();
-    }
-    let n = core.ready.borrow().len();
-    core.since_poll.set(
-        core.since_poll
-            .get()
-            .saturating_add(n.try_into().unwrap_or(u32::MAX)),
-    );
-    for _ in 0..n {
-        let entry = core.ready.borrow_mut().pop_front();
-        match entry {
-            Some(Entry::Task(r)) => {
-                r.run();
-            }
-            Some(Entry::Main(run)) => {
-                let Some(m) = main.as_mut() else { continue };
-                if m.run != run {
-                    continue;
-                }
-                m.wake.queued.store(false, Ordering::Release);
-                let mut cx = Context::from_waker(m.waker);
-                if let Poll::Ready(out) = poll_task(core, m.header, m.slot.as_mut(), &mut cx) {
-                    return Some(out);
-                }
-            }
-            None => break,
-        }
-    }
-    None
-}
-
-/// A handle to a kernel for other threads: `Send + Sync + Clone`.
-///
-/// # Examples
-///
-/// ```
-/// let mut kernel = curio_kernel::Kernel::new();
-/// let handle = kernel.handle();
-/// let t = std::thread::spawn(move || handle.spawn(async { 40 + 2 }).join_blocking());
-/// // The kernel runs the remote task while its main task waits for the thread.
-/// let out = kernel.run(async move {
-///     curio_kernel::run_until_thread_done(t).await
-/// });
-/// assert_eq!(out.unwrap().unwrap(), 42);
-/// ```
-#[derive(Clone)]
-pub struct KernelHandle {
-    shared: Arc<Shared>,
-}
-
-impl fmt::Debug for KernelHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KernelHandle")
-            .field("kernel", &self.shared.id)
-            .finish()
-    }
-}
-
-impl KernelHandle {
-    /// Spawns a `Send` future on the kernel from any thread. It starts at the kernel's next cycle.
-    ///
-    /// If the kernel has shut down, the returned handle reports the task as cancelled.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the returned [`RemoteTask`] (or a poll of it) detaches the task: it keeps
-    /// running, and its output is dropped.
-    pub fn spawn<F>(&self, fut: F) -> RemoteTask<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let slot = Arc::new(RemoteSlot {
-            state: Mutex::new(RemoteState {
-                result: None,
-                waker: None,
-                id: None,
-                cancel: false,
-            }),
-            cond: Condvar::new(),
-        });
-        // The guard travels with the call: if the kernel drops the call unrun (it shut down
-        // first), the guard reports the task as cancelled, so no waiter hangs.
-        let guard = DeliverOnDrop {
-            slot: slot.clone(),
-            delivered: false,
-        };
-        let call: Box<dyn FnOnce() + Send> = Box::new(move || {
-            let s2 = guard.slot.clone();
-            let fut = Box::pin(fut);
-            let task = crate::task::Builder::new()
-                .name("remote")
-                .spawn(RemoteFuture {
-                    fut,
-                    guard: Some(guard),
-                });
-            let mut st = lock(&s2.state);
-            st.id = Some(task.id());
-            let cancel = st.cancel;
-            drop(st);
-            if cancel {
-                task.cancel_nowait();
-            }
-            drop(task);
-        });
-        if self.shared.remote.push(Remote::Call(call)).is_ok() {
-            self.shared.unparker.unpark();
-        } else {
-            slot.deliver(Err(TaskError::cancelled(TaskId(0), "remote".into())));
-        }
-        RemoteTask {
-            slot,
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// Wakes the kernel if it is parked.
-    pub fn wake(&self) {
-        self.shared.unparker.unpark();
-    }
-
-    /// Requests cancellation of task `id` of this kernel (a no-op if it is not alive).
-    pub fn cancel(&self, id: TaskId) {
-        self.shared.push_remote(Remote::Call(Box::new(move || {
-            with_core(|c| {
-                if let Some(c) = c
-                    && let Some(h) = c.tasks.borrow().all().into_iter().find(|h| h.id == id)
-                {
-                    h.request_cancel();
-                }
-            })
-        })));
-    }
-
-    /// Whether the kernel has shut down.
-    pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
-    }
-
-    /// Marks work that will wake a task from another thread as outstanding until the guard is
-    /// dropped: a virtual clock does not jump while any is. Drop the guard after the wake.
-    pub fn external_work(&self) -> ExternalWork {
-        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        ExternalWork {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-/// See [`KernelHandle::external_work`].
-#[must_use = "the work counts as outstanding only while the guard lives"]
-pub struct ExternalWork {
-    shared: Arc<Shared>,
-}
-
-impl fmt::Debug for ExternalWork {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ExternalWork")
-    }
-}
-
-impl Drop for ExternalWork {
-    fn drop(&mut self) {
-        self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
-        self.shared.unparker.unpark();
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct RemoteState<T> {
-    result: Option<Result<T, TaskError>>,
-    waker: Option<Waker>,
-    id: Option<TaskId>,
-    cancel: bool,
-}
-
-struct RemoteSlot<T> {
-    state: Mutex<RemoteState<T>>,
-    cond: Condvar,
-}
-
-impl<T> RemoteSlot<T> {
-    fn deliver(&self, r: Result<T, TaskError>) {
-        let mut st = lock(&self.state);
-        if st.result.is_none() {
-            st.result = Some(r);
-        }
-        let w = st.waker.take();
-        drop(st);
-        self.cond.notify_all();
-        if let Some(w) = w {
-            w.wake();
-        }
-    }
-}
-
-struct DeliverOnDrop<T> {
-    slot: Arc<RemoteSlot<T>>,
-    delivered: bool,
-}
-
-impl<T> DeliverOnDrop<T> {
-    /// The task's id, once the kernel has spawned it (0 before).
-    fn id(&self) -> TaskId {
-        lock(&self.slot.state).id.unwrap_or(TaskId(0))
-    }
-}
-
-impl<T> Drop for DeliverOnDrop<T> {
-    fn drop(&mut self) {
-        if self.delivered {
-            return;
-        }
-        // Reached without a result only when the task's future was dropped: a cancellation.
-        let id = self.id();
-        self.slot
-            .deliver(Err(TaskError::cancelled(id, "remote".into())));
-    }
-}
-
-struct RemoteFuture<F: Future> {
-    fut: Pin<Box<F>>,
-    guard: Option<DeliverOnDrop<F::Output>>,
-}
-
-impl<F: Future> Unpin for RemoteFuture<F> {}
-
-impl<F: Future> Future for RemoteFuture<F> {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        // The task's own panic handling would keep the payload from the remote waiter.
-        let res =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.fut.as_mut().poll(cx)));
-        let out = match res {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(v)) => Ok(v),
-            Err(payload) => {
-                let id = this.guard.as_ref().map_or(TaskId(0), DeliverOnDrop::id);
-                eprintln!("curio: remote task {id} panicked");
-                Err(TaskError::panicked(id, "remote".into(), payload))
-            }
-        };
-        if let Some(mut g) = this.guard.take() {
-            g.slot.deliver(out);
-            g.delivered = true;
-        }
-        Poll::Ready(())
-    }
-}
-
-/// The handle of a task spawned through a [`KernelHandle`]: `Send`; a `Future` of the result that
-/// any runtime (or a plain thread, with [`join_blocking`](Self::join_blocking)) can wait on.
-#[must_use = "dropping a RemoteTask detaches the task"]
-pub struct RemoteTask<T> {
-    slot: Arc<RemoteSlot<T>>,
-    shared: Arc<Shared>,
-}
-
-impl<T> fmt::Debug for RemoteTask<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteTask")
-            .field("id", &lock(&self.slot.state).id)
-            .finish()
-    }
-}
-
-impl<T> RemoteTask<T> {
-    /// The task's id, once the kernel has started it.
-    pub fn id(&self) -> Option<TaskId> {
-        lock(&self.slot.state).id
-    }
-
-    /// Blocks this thread until the task finishes.
-    ///
-    /// # Errors
-    ///
-    /// A [`TaskError`] when the task panicked or was cancelled (also when its kernel shut down).
-    ///
-    /// # Panics
-    ///
-    /// When called on the kernel's own thread while it runs (it would deadlock).
-    pub fn join_blocking(self) -> Result<T, TaskError> {
-        assert!(
-            !with_core(|c| c.is_some_and(|c| c.shared.id == self.shared.id)),
-            "RemoteTask::join_blocking called on its own kernel's thread: it would deadlock"
-        );
-        let mut st = lock(&self.slot.state);
-        loop {
-            if let Some(r) = st.result.take() {
-                return r;
-            }
-            st = self.slot.cond.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// Requests cancellation of the task.
-    pub fn cancel(&self) {
-        let mut st = lock(&self.slot.state);
-        st.cancel = true;
-        if let Some(id) = st.id {
-            drop(st);
-            KernelHandle {
-                shared: self.shared.clone(),
-            }
-            .cancel(id);
-        }
-    }
-}
-
-impl<T> Future for RemoteTask<T> {
-    type Output = Result<T, TaskError>;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut st = lock(&self.slot.state);
-        if let Some(r) = st.result.take() {
-            return Poll::Ready(r);
-        }
-        match &mut st.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            w => *w = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
 }
 
@@ -744,15 +364,6 @@ pub fn config<T: Any + Clone>() -> Option<T> {
             .config
             .get::<T>()
             .cloned()
-    })
-}
-
-/// A handle to the running kernel, or `None` outside one.
-pub fn try_handle() -> Option<KernelHandle> {
-    with_core(|c| {
-        c.map(|c| KernelHandle {
-            shared: c.shared.clone(),
-        })
     })
 }
 

@@ -35,9 +35,15 @@
 
 mod cancel;
 mod core;
+mod error;
 mod group;
+mod harness;
+mod header;
+mod id;
 mod kernel;
 mod local;
+mod remote;
+mod scheduler;
 mod task;
 mod timeout;
 
@@ -45,16 +51,16 @@ pub use crate::cancel::{
     CancelReason, CancelRequested, NotInTask, Shield, cancel_requested, check_cancellation,
     disable_cancellation,
 };
+pub use crate::error::TaskError;
 pub use crate::group::{
     AddTaskError, GroupError, Outcome, OutcomePolicy, TaskGroup, Wait, WaitPolicy,
 };
-pub use crate::kernel::{
-    ExternalWork, Kernel, KernelBuilder, KernelHandle, RemoteTask, config, extension, run,
-    run_until_thread_done, try_handle,
-};
+pub use crate::id::TaskId;
+pub use crate::kernel::{Kernel, KernelBuilder, config, extension, run, run_until_thread_done};
 pub use crate::local::TaskLocal;
+pub use crate::remote::{ExternalWork, KernelHandle, RemoteTask, try_handle};
 pub use crate::task::{
-    Builder, Task, TaskError, TaskId, TaskRef, current_task, spawn, spawn_daemon, try_current_task,
+    Builder, Task, TaskRef, current_task, spawn, spawn_daemon, try_current_task,
 };
 pub use crate::timeout::{
     IgnoreTimeout, TaskTimeout, Timeout, ignore_after, ignore_at, timeout_after, timeout_after_opt,

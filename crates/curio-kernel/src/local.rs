@@ -1,30 +1,12 @@
 //! Task-local storage: values per task, inherited by a spawned child as a clone.
 
-use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 
+pub(crate) mod value;
+
 use crate::cancel::NotInTask;
-use crate::task::current_header;
-
-/// A task-local value as the header stores it: clonable for inheritance.
-pub(crate) trait LocalValue: Any {
-    fn clone_value(&self) -> Box<dyn LocalValue>;
-    fn as_any(&self) -> &dyn Any;
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
-}
-
-impl<T: Clone + 'static> LocalValue for T {
-    fn clone_value(&self) -> Box<dyn LocalValue> {
-        Box::new(self.clone())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
-    }
-}
+use crate::core::current_header;
 
 /// A key for a per-task value (Curio's `Local`); declare one with [`task_local!`](crate::task_local).
 ///
@@ -69,7 +51,7 @@ impl<T: Clone + 'static> TaskLocal<T> {
     pub fn set(&'static self, value: T) -> Result<Option<T>, NotInTask> {
         let old = self.take()?;
         let h = current_header().ok_or(NotInTask)?;
-        h.ext_mut().locals.push((self.key(), Box::new(value)));
+        h.ext_mut().locals.0.push((self.key(), Box::new(value)));
         Ok(old)
     }
 
@@ -82,6 +64,7 @@ impl<T: Clone + 'static> TaskLocal<T> {
         let h = current_header().ok_or(NotInTask)?;
         Ok(h.with_ext(|e| {
             e.locals
+                .0
                 .iter()
                 .find(|(k, _)| *k == self.key())
                 .and_then(|(_, v)| (**v).as_any().downcast_ref::<T>().cloned())
@@ -97,7 +80,7 @@ impl<T: Clone + 'static> TaskLocal<T> {
     pub fn take(&'static self) -> Result<Option<T>, NotInTask> {
         let h = current_header().ok_or(NotInTask)?;
         let mut ext = h.ext.borrow_mut();
-        let Some(locals) = ext.as_mut().map(|e| &mut e.locals) else {
+        let Some(locals) = ext.as_mut().map(|e| &mut e.locals.0) else {
             return Ok(None);
         };
         let Some(pos) = locals.iter().position(|(k, _)| *k == self.key()) else {

@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use curio_time::TimerKey;
 use pin_project_lite::pin_project;
 
+pub(crate) mod state;
+
 use crate::core::with_core;
-use crate::task::Header;
+use crate::header::Header;
+use crate::timeout::state::ArmedScope;
 
 /// A timeout expired: the deadline of the scope that reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,23 +117,22 @@ impl Scope {
             let seq = self.seq;
             let deferred = match h.ext.borrow_mut().as_mut() {
                 Some(e) => {
-                    e.scopes.retain(|(s, ..)| *s != seq);
-                    e.scopes.iter().any(|(.., d)| *d)
+                    e.scopes.retain(|a| a.seq != seq);
+                    e.scopes.iter().any(|a| a.deferred)
                 }
                 None => false,
             };
             if deferred {
                 // A younger expired scope waited for this one to report; it may report now.
-                let w = h.waker.borrow().clone();
-                if let Some(w) = w {
-                    w.wake();
-                }
+                h.wake();
             }
         }
         if std::mem::take(&mut self.flagged)
             && let Some(h) = h
         {
-            h.timed_out.set(h.timed_out.get().saturating_sub(1));
+            h.scopes
+                .timed_out
+                .set(h.scopes.timed_out.get().saturating_sub(1));
         }
     }
 }
@@ -290,9 +292,9 @@ impl<F: Future> Future for Timeout<F> {
             scope.started = true;
             with_header(|h, _| {
                 let h = h.expect("curio timeout polled outside a curio task");
-                scope.depth = h.shield.get();
-                scope.seq = h.timeout_seq.get();
-                h.timeout_seq.set(scope.seq + 1);
+                scope.depth = h.cancel.shield.get();
+                scope.seq = h.scopes.seq.get();
+                h.scopes.seq.set(scope.seq + 1);
             });
         }
         let inner = this
@@ -315,7 +317,7 @@ impl<F: Future> Future for Timeout<F> {
             let (Some(h), Some(time)) = (h, time) else {
                 return None;
             };
-            if h.cancel_requested.get() && scope.seq < h.cancel_seq.get() {
+            if h.cancel.requested.get() && scope.seq < h.scopes.cancel_seq.get() {
                 // Entered before the task was cancelled: never fires during its cleanup.
                 scope.disarmed = true;
                 scope.release(Some(h), Some(time));
@@ -341,7 +343,11 @@ impl<F: Future> Future for Timeout<F> {
                             },
                         };
                         scope.deadline = Some(at);
-                        h.ext_mut().scopes.push((scope.seq, at, false));
+                        h.ext_mut().scopes.push(ArmedScope {
+                            seq: scope.seq,
+                            deadline: at,
+                            deferred: false,
+                        });
                         scope.listed = true;
                         if at <= now {
                             true
@@ -362,9 +368,9 @@ impl<F: Future> Future for Timeout<F> {
             let outer_expired = ext
                 .scopes
                 .iter()
-                .any(|(s, d, _)| *s < scope.seq && *d <= now);
-            if let Some(me) = ext.scopes.iter_mut().find(|(s, ..)| *s == scope.seq) {
-                me.2 = outer_expired;
+                .any(|a| a.seq < scope.seq && a.deadline <= now);
+            if let Some(me) = ext.scopes.iter_mut().find(|a| a.seq == scope.seq) {
+                me.deferred = outer_expired;
             }
             drop(ext);
             if outer_expired {
@@ -373,11 +379,11 @@ impl<F: Future> Future for Timeout<F> {
                 // than an ancestor, its release wakes the task and this scope reports then.
                 return None;
             }
-            if h.shield.get() > scope.depth {
+            if h.cancel.shield.get() > scope.depth {
                 // A shield inside this scope is active: report at its end; tell it meanwhile.
                 if !scope.flagged {
                     scope.flagged = true;
-                    h.timed_out.set(h.timed_out.get() + 1);
+                    h.scopes.timed_out.set(h.scopes.timed_out.get() + 1);
                     h.wake_cancel_waiters();
                 }
                 return None;

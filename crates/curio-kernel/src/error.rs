@@ -1,0 +1,142 @@
+//! `TaskError`: why a task produced no output.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::id::TaskId;
+
+/// The message of a panic payload (`&str` and `String` payloads; others are unnamed).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum ErrorKind {
+    Cancelled,
+    Panic(Box<dyn Any + Send + 'static>),
+}
+
+/// Why a task produced no output: it was cancelled, or it panicked.
+pub struct TaskError {
+    pub(crate) id: TaskId,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: ErrorKind,
+}
+
+impl TaskError {
+    pub(crate) fn cancelled(id: TaskId, name: Cow<'static, str>) -> TaskError {
+        TaskError {
+            id,
+            name,
+            kind: ErrorKind::Cancelled,
+        }
+    }
+
+    pub(crate) fn panicked(
+        id: TaskId,
+        name: Cow<'static, str>,
+        payload: Box<dyn Any + Send>,
+    ) -> TaskError {
+        TaskError {
+            id,
+            name,
+            kind: ErrorKind::Panic(payload),
+        }
+    }
+
+    /// Whether the task was cancelled (its future was dropped).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.kind, ErrorKind::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.kind, ErrorKind::Panic(_))
+    }
+
+    /// The panic payload, to resume the panic with [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    ///
+    /// If the task did not panic (see [`try_into_panic`](Self::try_into_panic)).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("TaskError::into_panic on a task that did not panic")
+    }
+
+    /// The panic payload, or the error back if the task did not panic.
+    ///
+    /// # Errors
+    ///
+    /// `self` when the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, TaskError> {
+        match self.kind {
+            ErrorKind::Panic(p) => Ok(p),
+            _ => Err(self),
+        }
+    }
+
+    /// A copy to report while the original stays where it is: the same task and kind, with a
+    /// panic's payload replaced by its message (a `String`).
+    pub(crate) fn summary(&self) -> TaskError {
+        let kind = match &self.kind {
+            ErrorKind::Cancelled => ErrorKind::Cancelled,
+            ErrorKind::Panic(p) => ErrorKind::Panic(Box::new(panic_message(&**p).to_owned())),
+        };
+        TaskError {
+            id: self.id,
+            name: self.name.clone(),
+            kind,
+        }
+    }
+
+    /// The failed task's id.
+    pub fn task_id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The failed task's name.
+    pub fn task_name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskError")
+            .field("id", &self.id.0)
+            .field("name", &self.name)
+            .field(
+                "kind",
+                &match &self.kind {
+                    ErrorKind::Cancelled => "cancelled",
+                    ErrorKind::Panic(_) => "panic",
+                },
+            )
+            .finish()
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ErrorKind::Cancelled => write!(f, "task {} ({}) was cancelled", self.id, self.name),
+            ErrorKind::Panic(p) => write!(
+                f,
+                "task {} ({}) panicked: {}",
+                self.id,
+                self.name,
+                panic_message(&**p)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}

@@ -1,0 +1,172 @@
+//! The task harness: what every task turn goes through. It gives the turn its cancellation,
+//! its cascade into the groups the task owns and its panic containment, ends the task, and
+//! holds the future and the output where async-task keeps them.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use crate::core::Core;
+use crate::error::{ErrorKind, TaskError, panic_message};
+use crate::header::{Header, State};
+use crate::id::TaskId;
+
+/// Sets the current task for the duration of a poll, restoring the previous one after.
+struct CurrentGuard<'a> {
+    core: &'a Core,
+    prev: Option<Rc<Header>>,
+}
+
+impl Drop for CurrentGuard<'_> {
+    fn drop(&mut self) {
+        *self.core.current.borrow_mut() = self.prev.take();
+    }
+}
+
+/// Marks a task suspended, keeping its waker from the first suspension on (for cancel requests;
+/// a task that finishes in its first turn never needs it).
+fn suspend(h: &Header, cx: &Context<'_>) {
+    if h.waker.borrow().is_none() {
+        *h.waker.borrow_mut() = Some(cx.waker().clone());
+    }
+    h.state.set(State::Suspended);
+}
+
+/// Polls one task turn: drops the future instead of polling it when a cancellation is due,
+/// contains panics, and marks the task terminated when it finishes either way.
+pub(crate) fn poll_task<F: Future>(
+    core: &Core,
+    h: &Rc<Header>,
+    mut slot: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<F::Output, TaskError>> {
+    if h.is_terminated() {
+        // Only a stale wake of a finished main task can get here.
+        return Poll::Pending;
+    }
+    let prev = core.current.borrow_mut().replace(h.clone());
+    let _guard = CurrentGuard { core, prev };
+    // The hook crates below the kernel read (the owner of an `RLock`).
+    let _scope = curio_core::TaskScope::enter(h.id.non_zero());
+    h.cycles.set(h.cycles.get().wrapping_add(1));
+    curio_core::reset_budget();
+    if !h.cancel.due() {
+        h.state.set(State::Running);
+        let res = catch_unwind(AssertUnwindSafe(|| match slot.as_mut().as_pin_mut() {
+            Some(f) => f.poll(cx),
+            None => Poll::Pending,
+        }));
+        match res {
+            Ok(Poll::Ready(v)) => {
+                drop_future(h, slot.as_mut());
+                terminate(h, core);
+                return Poll::Ready(Ok(v));
+            }
+            Ok(Poll::Pending) => {
+                if !h.cancel.due() {
+                    suspend(h, cx);
+                    return Poll::Pending;
+                }
+            }
+            Err(payload) => {
+                drop_future(h, slot.as_mut());
+                eprintln!(
+                    "curio: task {} ({}) panicked: {}",
+                    h.id,
+                    h.name.as_str(),
+                    panic_message(&*payload)
+                );
+                terminate(h, core);
+                return Poll::Ready(Err(h.error(ErrorKind::Panic(payload))));
+            }
+        }
+    }
+    // Cancellation cascades through the groups this task owns, innermost first: their members
+    // are cancelled and waited for (the last one to finish wakes this task) before the owner's
+    // future is dropped.
+    if h.cascade() {
+        suspend(h, cx);
+        return Poll::Pending;
+    }
+    // Cancellation: the future is dropped here, in the task's own turn, with the task current.
+    drop_future(h, slot.as_mut());
+    terminate(h, core);
+    Poll::Ready(Err(h.error(ErrorKind::Cancelled)))
+}
+
+fn drop_future<F>(h: &Header, mut slot: Pin<&mut Option<F>>) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| slot.set(None))) {
+        eprintln!(
+            "curio: task {} ({}) panicked while being dropped: {}",
+            h.id,
+            h.name.as_str(),
+            panic_message(&*payload)
+        );
+    }
+}
+
+/// The pinned slot of a task's future, owned by the wrapper that async-task runs. Async-task
+/// drops a future it never completed (a kernel dropped where it cannot run its tasks) under
+/// abort-on-panic, so the slot drops the future itself and contains a panic in its `Drop`.
+pub(crate) struct FutureSlot<'a, F> {
+    pub(crate) header: Rc<Header>,
+    pub(crate) slot: Pin<&'a mut Option<F>>,
+}
+
+impl<F> Drop for FutureSlot<'_, F> {
+    fn drop(&mut self) {
+        if self.slot.is_some() {
+            drop_future(&self.header, self.slot.as_mut());
+        }
+    }
+}
+
+/// A task's output as async-task stores it. Async-task drops the output of a detached task
+/// under abort-on-panic, so a panic in the output's `Drop` is contained and reported here.
+pub(crate) struct Output<T> {
+    pub(crate) value: Option<T>,
+    pub(crate) id: TaskId,
+}
+
+impl<T> Output<T> {
+    pub(crate) fn into_inner(mut self) -> T {
+        self.value.take().expect("an output is taken once")
+    }
+}
+
+impl<T> Drop for Output<T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.value.take()
+            && let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(v)))
+        {
+            eprintln!(
+                "curio: the output of task {} panicked while being dropped: {}",
+                self.id,
+                panic_message(&*payload)
+            );
+        }
+    }
+}
+
+/// Ends task `h`: marks it terminated, takes it out of the registry, tells its group, drops its
+/// extras (task-locals among them, with panics contained) and wakes whoever waits for it.
+pub(crate) fn terminate(h: &Header, core: &Core) {
+    h.state.set(State::Terminated);
+    core.unregister(h);
+    h.waker.borrow_mut().take();
+    // The extras die with the task, not with the last handle; they are dropped with no borrow
+    // held, since a value's Drop may run any code.
+    let ext = h.ext.borrow_mut().take();
+    if let Some(mut ext) = ext {
+        if let Some(g) = ext.group.member_of.take().and_then(|g| g.upgrade()) {
+            g.member_terminated(h.id);
+        }
+        let waiters = std::mem::take(&mut ext.waiters);
+        h.drop_contained("its task-locals", ext);
+        for w in waiters {
+            w.wake();
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The task header: what the kernel and every handle share about one task.
+//!
+//! A leaf of the kernel's modules: it knows the state types of the features that keep state per
+//! task (cancellation, timeout scopes, groups, task-locals), each defined by its feature, and
+//! nothing of the kernel that runs it.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::rc::Weak;
+use std::task::Waker;
+
+use crate::cancel::state::CancelState;
+use crate::error::{ErrorKind, TaskError, panic_message};
+use crate::group::link::{GroupLink, Membership};
+use crate::id::{TaskId, next_id};
+use crate::local::value::Locals;
+use crate::timeout::state::{ArmedScope, ScopeState};
+
+/// Where a task is in its life, as the monitor and `Debug` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Initial,
+    Running,
+    Suspended,
+    Terminated,
+}
+
+impl State {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            State::Initial => "INITIAL",
+            State::Running => "RUNNING",
+            State::Suspended => "SUSPENDED",
+            State::Terminated => "TERMINATED",
+        }
+    }
+}
+
+pub(crate) enum Name {
+    /// The type name of the spawned future, trimmed when shown.
+    Type(&'static str),
+    /// A name given as a `&'static str`.
+    Static(&'static str),
+    /// A name given as a `String`.
+    Owned(Box<str>),
+}
+
+impl Name {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Name::Static(s) => s,
+            Name::Owned(s) => s,
+            Name::Type(t) => {
+                let mut t = *t;
+                while let Some(s) = t.strip_suffix("::{{closure}}") {
+                    t = s;
+                }
+                t
+            }
+        }
+    }
+}
+
+/// The parts of a task's header that most tasks never use.
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// Wakers of `wait()`/`cancel()` futures waiting for termination.
+    pub(crate) waiters: Vec<Waker>,
+    /// Wakers of `cancel_requested()` futures.
+    pub(crate) cancel_waiters: Vec<Waker>,
+    /// Armed timeout scopes.
+    pub(crate) scopes: Vec<ArmedScope>,
+    /// The groups the task owns and the one it belongs to.
+    pub(crate) group: Membership,
+    /// Task-local values.
+    pub(crate) locals: Locals,
+}
+
+/// What the kernel and every handle share about one task.
+pub(crate) struct Header {
+    pub(crate) id: TaskId,
+    /// The parent's id, 0 for none (ids start at 1): half the size of an `Option`.
+    parent: u64,
+    pub(crate) name: Name,
+    pub(crate) daemon: bool,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) state: Cell<State>,
+    /// The task's waker, kept from its first suspension on (a cancel request wakes it).
+    pub(crate) waker: RefCell<Option<Waker>>,
+    /// Its slot in the kernel's registry.
+    pub(crate) slot: Cell<u32>,
+    pub(crate) cycles: Cell<u32>,
+    pub(crate) cancel: CancelState,
+    pub(crate) scopes: ScopeState,
+    /// What most tasks never need, allocated on first use, so an idle task stays small.
+    pub(crate) ext: RefCell<Option<Box<Extras>>>,
+}
+
+impl Header {
+    /// A header for a new task spawned by `parent` (`None`: a main or remote task), which
+    /// inherits clones of the parent's task-local values.
+    pub(crate) fn new(
+        parent: Option<&Header>,
+        name: Name,
+        daemon: bool,
+        location: &'static Location<'static>,
+    ) -> Header {
+        let locals = parent
+            .and_then(|p| p.with_ext(|e| e.locals.inherit()))
+            .unwrap_or_default();
+        let ext = (!locals.is_empty()).then(|| {
+            Box::new(Extras {
+                locals,
+                ..Extras::default()
+            })
+        });
+        Header {
+            id: next_id(),
+            parent: parent.map_or(0, |p| p.id.as_u64()),
+            name,
+            daemon,
+            location,
+            state: Cell::new(State::Initial),
+            waker: RefCell::new(None),
+            slot: Cell::new(u32::MAX),
+            cycles: Cell::new(0),
+            cancel: CancelState::default(),
+            scopes: ScopeState::default(),
+            ext: RefCell::new(ext),
+        }
+    }
+
+    /// The extras, allocated on first use.
+    pub(crate) fn ext_mut(&self) -> std::cell::RefMut<'_, Extras> {
+        std::cell::RefMut::map(self.ext.borrow_mut(), |e| {
+            &mut **e.get_or_insert_with(Box::default)
+        })
+    }
+
+    /// Reads the extras, if there are any.
+    pub(crate) fn with_ext<R>(&self, f: impl FnOnce(&Extras) -> R) -> Option<R> {
+        self.ext.borrow().as_deref().map(f)
+    }
+
+    /// Takes the group membership out.
+    pub(crate) fn take_member_of(&self) -> Option<Weak<dyn GroupLink>> {
+        self.ext
+            .borrow_mut()
+            .as_mut()
+            .and_then(|e| e.group.member_of.take())
+    }
+
+    /// The parent's id.
+    pub(crate) fn parent_id(&self) -> Option<TaskId> {
+        (self.parent != 0).then_some(TaskId(self.parent))
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.state.get() == State::Terminated
+    }
+
+    /// Wakes the task, if it has suspended once (a task never polled yet is on the ready queue
+    /// already).
+    pub(crate) fn wake(&self) {
+        let w = self.waker.borrow().clone();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Records a cancellation request and schedules the task so the kernel drops its future in
+    /// the task's own next turn. One-shot; a no-op on a terminated task.
+    pub(crate) fn request_cancel(&self) {
+        if self.is_terminated() || self.cancel.requested.get() {
+            return;
+        }
+        self.cancel.requested.set(true);
+        // Timeout scopes entered before the request are disarmed: they never fire during cleanup.
+        self.scopes.cancel_seq.set(self.scopes.seq.get());
+        self.wake_cancel_waiters();
+        self.wake();
+    }
+
+    pub(crate) fn wake_cancel_waiters(&self) {
+        let waiters = self
+            .ext
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.cancel_waiters))
+            .unwrap_or_default();
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Cancels the members of the innermost owned group that still has live members; `true`
+    /// while any group member is still alive (the owner must wait for it).
+    pub(crate) fn cascade(&self) -> bool {
+        let groups: Vec<_> = self
+            .with_ext(|e| e.group.owned.iter().rev().cloned().collect())
+            .unwrap_or_default();
+        for g in groups {
+            if let Some(g) = g.upgrade()
+                && g.cancel_members()
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Drops `value`, whose `Drop` may be user code, reporting a panic in it instead of letting
+    /// it unwind into the kernel (or abort inside async-task).
+    pub(crate) fn drop_contained<V>(&self, what: &str, value: V) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(value))) {
+            eprintln!(
+                "curio: task {} ({}) panicked while dropping {what}: {}",
+                self.id,
+                self.name.as_str(),
+                panic_message(&*payload)
+            );
+        }
+    }
+
+    /// Drops what a task that will never run again holds in its header (its task-locals),
+    /// for a kernel that is dropped where it cannot run its tasks.
+    pub(crate) fn discard(&self) {
+        self.waker.borrow_mut().take();
+        let ext = self.ext.borrow_mut().take();
+        self.drop_contained("its task-locals", ext);
+    }
+
+    /// An error naming this task.
+    pub(crate) fn error(&self, kind: ErrorKind) -> TaskError {
+        TaskError {
+            id: self.id,
+            name: Cow::Owned(self.name.as_str().to_owned()),
+            kind,
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Other threads' way in: `KernelHandle`, `RemoteTask`, `ExternalWork`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::core::{Remote, Shared, with_core};
+use crate::error::TaskError;
+use crate::id::TaskId;
+
+/// A handle to a kernel for other threads: `Send + Sync + Clone`.
+///
+/// # Examples
+///
+/// ```
+/// let mut kernel = curio_kernel::Kernel::new();
+/// let handle = kernel.handle();
+/// let t = std::thread::spawn(move || handle.spawn(async { 40 + 2 }).join_blocking());
+/// // The kernel runs the remote task while its main task waits for the thread.
+/// let out = kernel.run(async move {
+///     curio_kernel::run_until_thread_done(t).await
+/// });
+/// assert_eq!(out.unwrap().unwrap(), 42);
+/// ```
+#[derive(Clone)]
+pub struct KernelHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for KernelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelHandle")
+            .field("kernel", &self.shared.id)
+            .finish()
+    }
+}
+
+impl KernelHandle {
+    /// Spawns a `Send` future on the kernel from any thread. It starts at the kernel's next cycle.
+    ///
+    /// If the kernel has shut down, the returned handle reports the task as cancelled.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned [`RemoteTask`] (or a poll of it) detaches the task: it keeps
+    /// running, and its output is dropped.
+    pub fn spawn<F>(&self, fut: F) -> RemoteTask<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let slot = Arc::new(RemoteSlot {
+            state: Mutex::new(RemoteState {
+                result: None,
+                waker: None,
+                id: None,
+                cancel: false,
+            }),
+            cond: Condvar::new(),
+        });
+        // The guard travels with the call: if the kernel drops the call unrun (it shut down
+        // first), the guard reports the task as cancelled, so no waiter hangs.
+        let guard = DeliverOnDrop {
+            slot: slot.clone(),
+            delivered: false,
+        };
+        let call: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let s2 = guard.slot.clone();
+            let fut = Box::pin(fut);
+            let task = crate::task::Builder::new()
+                .name("remote")
+                .spawn(RemoteFuture {
+                    fut,
+                    guard: Some(guard),
+                });
+            let mut st = lock(&s2.state);
+            st.id = Some(task.id());
+            let cancel = st.cancel;
+            drop(st);
+            if cancel {
+                task.cancel_nowait();
+            }
+            drop(task);
+        });
+        if self.shared.remote.push(Remote::Call(call)).is_ok() {
+            self.shared.unparker.unpark();
+        } else {
+            slot.deliver(Err(TaskError::cancelled(TaskId(0), "remote".into())));
+        }
+        RemoteTask {
+            slot,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Wakes the kernel if it is parked.
+    pub fn wake(&self) {
+        self.shared.unparker.unpark();
+    }
+
+    /// Requests cancellation of task `id` of this kernel (a no-op if it is not alive).
+    pub fn cancel(&self, id: TaskId) {
+        self.shared.push_remote(Remote::Call(Box::new(move || {
+            with_core(|c| {
+                if let Some(c) = c
+                    && let Some(h) = c.tasks.borrow().all().into_iter().find(|h| h.id == id)
+                {
+                    h.request_cancel();
+                }
+            })
+        })));
+    }
+
+    /// Whether the kernel has shut down.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks work that will wake a task from another thread as outstanding until the guard is
+    /// dropped: a virtual clock does not jump while any is. Drop the guard after the wake.
+    pub fn external_work(&self) -> ExternalWork {
+        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        ExternalWork {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// See [`KernelHandle::external_work`].
+#[must_use = "the work counts as outstanding only while the guard lives"]
+pub struct ExternalWork {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ExternalWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ExternalWork")
+    }
+}
+
+impl Drop for ExternalWork {
+    fn drop(&mut self) {
+        self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+        self.shared.unparker.unpark();
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct RemoteState<T> {
+    result: Option<Result<T, TaskError>>,
+    waker: Option<Waker>,
+    id: Option<TaskId>,
+    cancel: bool,
+}
+
+struct RemoteSlot<T> {
+    state: Mutex<RemoteState<T>>,
+    cond: Condvar,
+}
+
+impl<T> RemoteSlot<T> {
+    fn deliver(&self, r: Result<T, TaskError>) {
+        let mut st = lock(&self.state);
+        if st.result.is_none() {
+            st.result = Some(r);
+        }
+        let w = st.waker.take();
+        drop(st);
+        self.cond.notify_all();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+}
+
+struct DeliverOnDrop<T> {
+    slot: Arc<RemoteSlot<T>>,
+    delivered: bool,
+}
+
+impl<T> DeliverOnDrop<T> {
+    /// The task's id, once the kernel has spawned it (0 before).
+    fn id(&self) -> TaskId {
+        lock(&self.slot.state).id.unwrap_or(TaskId(0))
+    }
+}
+
+impl<T> Drop for DeliverOnDrop<T> {
+    fn drop(&mut self) {
+        if self.delivered {
+            return;
+        }
+        // Reached without a result only when the task's future was dropped: a cancellation.
+        let id = self.id();
+        self.slot
+            .deliver(Err(TaskError::cancelled(id, "remote".into())));
+    }
+}
+
+struct RemoteFuture<F: Future> {
+    fut: Pin<Box<F>>,
+    guard: Option<DeliverOnDrop<F::Output>>,
+}
+
+impl<F: Future> Unpin for RemoteFuture<F> {}
+
+impl<F: Future> Future for RemoteFuture<F> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        // The task's own panic handling would keep the payload from the remote waiter.
+        let res =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.fut.as_mut().poll(cx)));
+        let out = match res {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(v)) => Ok(v),
+            Err(payload) => {
+                let id = this.guard.as_ref().map_or(TaskId(0), DeliverOnDrop::id);
+                eprintln!("curio: remote task {id} panicked");
+                Err(TaskError::panicked(id, "remote".into(), payload))
+            }
+        };
+        if let Some(mut g) = this.guard.take() {
+            g.slot.deliver(out);
+            g.delivered = true;
+        }
+        Poll::Ready(())
+    }
+}
+
+/// The handle of a task spawned through a [`KernelHandle`]: `Send`; a `Future` of the result that
+/// any runtime (or a plain thread, with [`join_blocking`](Self::join_blocking)) can wait on.
+#[must_use = "dropping a RemoteTask detaches the task"]
+pub struct RemoteTask<T> {
+    slot: Arc<RemoteSlot<T>>,
+    shared: Arc<Shared>,
+}
+
+impl<T> fmt::Debug for RemoteTask<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteTask")
+            .field("id", &lock(&self.slot.state).id)
+            .finish()
+    }
+}
+
+impl<T> RemoteTask<T> {
+    /// The task's id, once the kernel has started it.
+    pub fn id(&self) -> Option<TaskId> {
+        lock(&self.slot.state).id
+    }
+
+    /// Blocks this thread until the task finishes.
+    ///
+    /// # Errors
+    ///
+    /// A [`TaskError`] when the task panicked or was cancelled (also when its kernel shut down).
+    ///
+    /// # Panics
+    ///
+    /// When called on the kernel's own thread while it runs (it would deadlock).
+    pub fn join_blocking(self) -> Result<T, TaskError> {
+        assert!(
+            !with_core(|c| c.is_some_and(|c| c.shared.id == self.shared.id)),
+            "RemoteTask::join_blocking called on its own kernel's thread: it would deadlock"
+        );
+        let mut st = lock(&self.slot.state);
+        loop {
+            if let Some(r) = st.result.take() {
+                return r;
+            }
+            st = self.slot.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Requests cancellation of the task.
+    pub fn cancel(&self) {
+        let mut st = lock(&self.slot.state);
+        st.cancel = true;
+        if let Some(id) = st.id {
+            drop(st);
+            KernelHandle {
+                shared: self.shared.clone(),
+            }
+            .cancel(id);
+        }
+    }
+}
+
+impl<T> Future for RemoteTask<T> {
+    type Output = Result<T, TaskError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut st = lock(&self.slot.state);
+        if let Some(r) = st.result.take() {
+            return Poll::Ready(r);
+        }
+        match &mut st.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// A handle to the running kernel, or `None` outside one.
+pub fn try_handle() -> Option<KernelHandle> {
+    with_core(|c| {
+        c.map(|c| KernelHandle {
+            shared: c.shared.clone(),
+        })
+    })
+}
