@@ -28,6 +28,39 @@ pub(crate) struct Socket<T: AsFd> {
     pub(crate) io: Async<T>,
     read_token: Cell<u64>,
     write_token: Cell<u64>,
+    /// The buffer size `recv` allocates next (see [`RecvHint`]).
+    recv_hint: Cell<RecvHint>,
+}
+
+/// How large a buffer `recv(max)` allocates: sized by what recent reads brought, not by `max`.
+///
+/// An echo server's `recv(100_000)` used to allocate and free 100 KB per 64-byte message, which
+/// cost more instructions than the rest of the message's user-space path; a buffer of a few
+/// hundred bytes comes from the allocator's per-thread cache. A read that fills the buffer
+/// grows the next one eightfold (more data is waiting, and the readiness is kept, so the next
+/// `recv` reads it at once); a short read shrinks it by half at most, so a stream that
+/// alternates sizes does not keep reading in small pieces.
+#[derive(Clone, Copy, Debug)]
+struct RecvHint(u32);
+
+impl RecvHint {
+    /// Small enough for the allocator's per-thread cache, large enough for most messages.
+    const MIN: u32 = 512;
+
+    fn size(self, max: usize) -> usize {
+        (self.0 as usize).min(max)
+    }
+
+    /// The hint after a read of `n` bytes into a buffer of `cap`.
+    fn after(self, n: usize, cap: usize) -> RecvHint {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if n as usize >= cap {
+            RecvHint(self.0.saturating_mul(8))
+        } else {
+            let needed = n.saturating_mul(2).next_power_of_two();
+            RecvHint(needed.max(self.0 / 2).max(Self::MIN))
+        }
+    }
 }
 
 impl<T: AsFd> Socket<T> {
@@ -36,6 +69,7 @@ impl<T: AsFd> Socket<T> {
             io: Async::new(io),
             read_token: Cell::new(0),
             write_token: Cell::new(0),
+            recv_hint: Cell::new(RecvHint(RecvHint::MIN)),
         }
     }
 
@@ -63,12 +97,27 @@ impl<T: AsFd> Socket<T> {
     }
 
     pub(crate) async fn recv(&self, max: usize) -> io::Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(max);
+        // Allocated at the first attempt, so a wait holds no buffer.
+        let mut buf = Vec::new();
         self.io
             .read_with(|s| {
+                if buf.capacity() == 0 {
+                    buf.reserve_exact(self.recv_hint.get().size(max));
+                }
                 buf.clear();
-                let (_, n) = rustix::net::recv(s, spare_capacity(&mut buf), RecvFlags::empty())?;
-                self.after_read(n, max);
+                let cap = buf.capacity();
+                let n = if cap <= max {
+                    rustix::net::recv(s, spare_capacity(&mut buf), RecvFlags::empty())?.1
+                } else {
+                    // Vec may round a capacity up; never read more than `max`.
+                    buf.resize(max, 0);
+                    let n = rustix::net::recv(s, &mut buf[..], RecvFlags::empty())?.0;
+                    buf.truncate(n);
+                    n
+                };
+                let cap = cap.min(max);
+                self.after_read(n, cap);
+                self.recv_hint.set(self.recv_hint.get().after(n, cap));
                 Ok(())
             })
             .await?;
@@ -325,3 +374,33 @@ macro_rules! async_io_impls {
 }
 
 pub(crate) use async_io_impls;
+
+#[cfg(test)]
+mod tests {
+    use super::RecvHint;
+
+    #[test]
+    fn recv_hint_grows_on_full_reads_and_shrinks_slowly() {
+        let h = RecvHint(RecvHint::MIN);
+        assert_eq!(h.size(100_000), 512);
+        assert_eq!(h.size(100), 100, "never more than max");
+        // Full reads grow it eightfold.
+        let h = h.after(512, 512);
+        assert_eq!(h.size(100_000), 4096);
+        let h = h.after(4096, 4096).after(32768, 32768);
+        assert_eq!(h.size(100_000), 100_000);
+        // A short read shrinks it by half at most.
+        let h = h.after(64, 100_000);
+        assert_eq!(h.0, 262_144 / 2);
+        // Small messages settle at the minimum.
+        let mut h = h;
+        for _ in 0..20 {
+            h = h.after(64, h.size(100_000));
+        }
+        assert_eq!(h.0, RecvHint::MIN);
+        // A short read of a large message keeps room for twice as much.
+        assert_eq!(h.after(3000, 512).0, 4096, "a full read grows eightfold");
+        assert_eq!(RecvHint(512).after(300, 512).0, 1024);
+        assert_eq!(RecvHint(1024).after(1000, 4096).0, 2048);
+    }
+}
