@@ -15,6 +15,8 @@
 //!   written once, in the root `[workspace.dependencies]`.
 //! - `safety-comment`, `no-ignore`, `no-todo`, `no-unimplemented`, `no-dbg`: see [`source`].
 //! - `crate-doc`: every crate root starts with a `//!` line.
+//! - `module-cycles`: within each crate under `crates/`, modules do not depend on each other in
+//!   a cycle (see [`modules`]).
 //! - `crate-readme`: every crate directory has a `README.md`.
 //! - `changelog`, `readme`, `lockfile`, `toolchain`: `CHANGELOG.md` has `## [Unreleased]`,
 //!   `README.md` shows how to run the example and the tests near its top, `Cargo.lock` is
@@ -25,6 +27,7 @@
 
 mod layering;
 mod manifest;
+mod modules;
 mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,6 +111,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     tidy.check_layering(&manifests);
     tidy.check_rust_sources();
     tidy.check_crate_roots();
+    tidy.check_module_cycles();
     tidy.check_crate_readmes();
     tidy.check_repository_files();
     tidy.report(manifests.len())
@@ -390,6 +394,34 @@ impl Tidy<'_> {
         }
     }
 
+    /// Checks the `module-cycles` rule: in every crate under `crates/`, the modules' `crate::`
+    /// paths form no cycle (see [`modules`]).
+    fn check_module_cycles(&mut self) {
+        for dir in self.crates.clone() {
+            let src = self.root.join(&dir).join("src");
+            let mut files = Vec::new();
+            collect_rs(&src, &src, &mut files);
+            let known: BTreeSet<String> = files
+                .iter()
+                .filter_map(|(rel, _)| modules::module_name(rel))
+                .collect();
+            let mut graph = modules::Graph::new();
+            for (rel, text) in &files {
+                if let Some(name) = modules::module_name(rel) {
+                    modules::add_edges(&mut graph, &known, &name, text);
+                }
+            }
+            if let Some(cycle) = modules::find_cycle(&graph) {
+                let message = format!(
+                    "modules depend on each other in a cycle: {}; move what both need into a \
+                     leaf module",
+                    cycle.join(" -> ")
+                );
+                self.violation(&format!("{dir}/src"), None, "module-cycles", message);
+            }
+        }
+    }
+
     /// Checks the `crate-readme` rule: every crate directory has a `README.md`.
     fn check_crate_readmes(&mut self) {
         for dir in self.crates.clone() {
@@ -489,4 +521,22 @@ fn package_name<'a>(
         return declared.crate_name();
     }
     dependency.crate_name()
+}
+
+/// The `.rs` files under `dir`, as paths relative to `base` (with `/` separators) and texts.
+fn collect_rs(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_rs(base, &path, out);
+        } else if path.extension().is_some_and(|e| e == "rs")
+            && let (Ok(rel), Ok(text)) = (path.strip_prefix(base), fs::read_to_string(&path))
+        {
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            out.push((rel, text));
+        }
+    }
 }
