@@ -172,7 +172,11 @@ fn epoll_server(listener: TcpListener) -> io::Result<()> {
     let mut events = Vec::with_capacity(1024);
     loop {
         events.clear();
-        epoll::wait(&ep, rustix::buffer::spare_capacity(&mut events), None)?;
+        match epoll::wait(&ep, rustix::buffer::spare_capacity(&mut events), None) {
+            // A profiler's signal: wait again.
+            Err(rustix::io::Errno::INTR) => continue,
+            r => r?,
+        };
         for ev in &events {
             let key = ev.data.u64();
             if key == u64::MAX {
@@ -563,6 +567,29 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// The `load` command, for profiling a server started by hand (`serve`, perhaps under
+/// valgrind or perf): drives `addr` with `conns` connections of one `size`-byte message in flight
+/// for `secs` seconds and prints the round trips made.
+pub(crate) fn load_cmd(addr: &str, conns: usize, size: usize, secs: f64) -> io::Result<()> {
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let case = Case {
+        name: "load",
+        conns,
+        size,
+        in_flight: 1,
+    };
+    let window = Duration::from_secs_f64(secs);
+    let m = load(addr, case, Duration::ZERO, window, std::process::id())?;
+    println!(
+        "{:.0} round trips ({:.0}/s)",
+        m.rps * window.as_secs_f64(),
+        m.rps
+    );
+    Ok(())
 }
 
 fn percentile(sorted: &[u64], p: f64) -> Option<f64> {

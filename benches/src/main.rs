@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: curio-bench [--quick] [--python] [--rounds N] [--only PREFIX[,PREFIX...]] [--out FILE]\n       curio-bench serve KIND PORT_FILE\n       curio-bench memory RUNTIME N"
+        "usage: curio-bench [--quick] [--python] [--rounds N] [--only PREFIX[,PREFIX...]] [--out FILE]\n       curio-bench serve KIND PORT_FILE\n       curio-bench memory RUNTIME N\n       curio-bench load ADDR CONNS SIZE SECS"
     );
     ExitCode::from(2)
 }
@@ -33,6 +33,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("load") if args.len() == 5 => {
+            let (Ok(c), Ok(sz), Ok(secs)) = (args[2].parse(), args[3].parse(), args[4].parse())
+            else {
+                return usage();
+            };
+            match echo::load_cmd(&args[1], c, sz, secs) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("load: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("memory") if args.len() == 3 => {
             let (Some(rt), Ok(n)) = (micro::Rt::parse(&args[1]), args[2].parse()) else {
                 return usage();
@@ -90,6 +103,7 @@ Peers: tokio `current_thread` (`tokio-ct`) and `multi_thread` with one worker (`
 - Rounds alternate the runtimes (A B C A B C ...); a figure is the median over rounds with min–max, and a ratio is curio-rt's median over the peer's in the same run.
   A target against \"the best of\" several peers compares with whichever of them curio-rt trails most.
 - Focused runs: `cargo xtask bench --quick --only universal_queue,kernel_to_kernel --out /tmp/b.md` (`--only` takes name prefixes, `--rounds N` overrides the round count); only a full `cargo xtask bench` on a quiet machine rewrites this file.
+  `CURIO_BENCH_RT=curio-rt,epoll` keeps only those runtimes and servers; `curio-bench serve KIND PORT_FILE` and `curio-bench load ADDR CONNS SIZE SECS` run an echo server and the load generator by hand, e.g. with the server under `valgrind --tool=callgrind` to count its instructions per round trip.
 
 ";
 
@@ -137,6 +151,10 @@ fn suite(args: &[String]) -> ExitCode {
     let mut servers: Vec<&'static str> = echo::SERVERS.to_vec();
     if python {
         servers.extend(echo::python_peers());
+    }
+    // For focused runs: `CURIO_BENCH_RT=curio-rt,epoll` keeps those servers and runtimes.
+    if let Ok(rts) = std::env::var("CURIO_BENCH_RT") {
+        servers.retain(|s| rts.split(',').any(|r| r == *s));
     }
     results.extend(echo::run_all(rounds, quick, &servers, &wanted_echo));
     let sizes = micro::Sizes {

@@ -921,9 +921,16 @@ pub(crate) fn run_all(sizes: Sizes, wanted: &dyn Fn(&str) -> bool) -> Vec<Result
                 values: Vec::new(),
             })
             .collect();
+        // For focused runs: `CURIO_BENCH_RT=curio-rt,tokio-spawn` keeps those runtimes.
+        let only_rt = std::env::var("CURIO_BENCH_RT").ok();
         for _ in 0..sizes.rounds {
             for (i, rt) in Rt::ALL.into_iter().enumerate() {
-                series[i].values.push(bench(rt));
+                if only_rt
+                    .as_deref()
+                    .is_none_or(|o| o.split(',').any(|r| r == rt.name()))
+                {
+                    series[i].values.push(bench(rt));
+                }
             }
         }
         let mut r = Result {
