@@ -221,7 +221,7 @@ impl<F: Future> Future for Shield<F> {
 fn leave(id: TaskId) {
     let h: Option<Rc<Header>> = current_header().filter(|h| h.id == id).or_else(|| {
         // Dropped by another task (it was moved out of its own): find its header.
-        with_core(|c| c.and_then(|c| c.tasks.borrow().all().into_iter().find(|h| h.id == id)))
+        with_core(|c| c.and_then(|c| c.tasks.borrow().get(id)))
     });
     if let Some(h) = h {
         h.cancel.shield.set(h.cancel.shield.get().saturating_sub(1));

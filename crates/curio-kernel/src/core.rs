@@ -14,7 +14,10 @@ use concurrent_queue::ConcurrentQueue;
 use curio_core::{Extensions, Park, ParkEnter, Unparker};
 use curio_time::TimeDriver;
 
-use crate::header::Header;
+use std::panic::Location;
+
+use crate::header::{Header, Name};
+use crate::id::TaskId;
 
 static NEXT_KERNEL_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -157,13 +160,30 @@ pub(crate) struct Core {
 #[derive(Default)]
 pub(crate) struct Registry {
     slots: Vec<Option<Rc<Header>>>,
-    free: Vec<usize>,
+    free: Vec<u32>,
     live: usize,
 }
 
 impl Registry {
     pub(crate) fn len(&self) -> usize {
         self.live
+    }
+
+    /// Whether `h` is a live task of this registry.
+    pub(crate) fn holds(&self, h: &Rc<Header>) -> bool {
+        self.slots
+            .get(h.id.slot() as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|x| Rc::ptr_eq(x, h))
+    }
+
+    /// The live task `id`, found through the slot its id carries: O(1).
+    pub(crate) fn get(&self, id: TaskId) -> Option<Rc<Header>> {
+        self.slots
+            .get(id.slot() as usize)
+            .and_then(Option::as_ref)
+            .filter(|h| h.id == id)
+            .cloned()
     }
 
     pub(crate) fn all(&self) -> Vec<Rc<Header>> {
@@ -197,32 +217,45 @@ impl Core {
         })
     }
 
-    pub(crate) fn register(&self, h: &Rc<Header>) {
-        let mut t = self.tasks.borrow_mut();
-        let slot: usize = match t.free.pop() {
-            Some(s) => {
-                t.slots[s] = Some(h.clone());
-                s
-            }
-            None => {
-                t.slots.push(Some(h.clone()));
-                t.slots.len() - 1
+    /// Registers a new task: its header, in a free slot of the registry.
+    pub(crate) fn new_task(
+        &self,
+        name: Name,
+        daemon: bool,
+        location: &'static Location<'static>,
+    ) -> Rc<Header> {
+        let slot = {
+            let mut t = self.tasks.borrow_mut();
+            match t.free.pop() {
+                Some(s) => s,
+                None => {
+                    t.slots.push(None);
+                    u32::try_from(t.slots.len() - 1).expect("fewer than 2^32 live tasks")
+                }
             }
         };
+        let h = Rc::new(Header::new(
+            slot,
+            self.current.borrow().as_deref(),
+            name,
+            daemon,
+            location,
+        ));
+        let mut t = self.tasks.borrow_mut();
+        t.slots[slot as usize] = Some(h.clone());
         t.live += 1;
-        h.slot
-            .set(u32::try_from(slot).expect("fewer than 2^32 live tasks"));
+        h
     }
 
-    pub(crate) fn unregister(&self, h: &Header) {
-        let slot = h.slot.replace(u32::MAX);
-        if slot == u32::MAX {
-            return;
-        }
-        let slot = slot as usize;
+    /// Takes a task out of the registry (a no-op if it is not there any more).
+    pub(crate) fn unregister(&self, h: &Rc<Header>) {
         let removed = {
             let mut t = self.tasks.borrow_mut();
-            let removed = t.slots[slot].take();
+            if !t.holds(h) {
+                return;
+            }
+            let slot = h.id.slot();
+            let removed = t.slots[slot as usize].take();
             t.free.push(slot);
             t.live -= 1;
             removed

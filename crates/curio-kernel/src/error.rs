@@ -111,7 +111,7 @@ impl TaskError {
 impl fmt::Debug for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskError")
-            .field("id", &self.id.0)
+            .field("id", &self.id.as_u64())
             .field("name", &self.name)
             .field(
                 "kind",

@@ -152,7 +152,7 @@ impl<T> Drop for Output<T> {
 
 /// Ends task `h`: marks it terminated, takes it out of the registry, tells its group, drops its
 /// extras (task-locals among them, with panics contained) and wakes whoever waits for it.
-pub(crate) fn terminate(h: &Header, core: &Core) {
+pub(crate) fn terminate(h: &Rc<Header>, core: &Core) {
     h.state.set(State::Terminated);
     core.unregister(h);
     h.waker.borrow_mut().take();

@@ -80,16 +80,14 @@ pub(crate) struct Extras {
 /// What the kernel and every handle share about one task.
 pub(crate) struct Header {
     pub(crate) id: TaskId,
-    /// The parent's id, 0 for none (ids start at 1): half the size of an `Option`.
-    parent: u64,
+    /// The parent's id (`TaskId::none()` for none).
+    parent: TaskId,
     pub(crate) name: Name,
     pub(crate) daemon: bool,
     pub(crate) location: &'static Location<'static>,
     pub(crate) state: Cell<State>,
     /// The task's waker, kept from its first suspension on (a cancel request wakes it).
     pub(crate) waker: RefCell<Option<Waker>>,
-    /// Its slot in the kernel's registry.
-    pub(crate) slot: Cell<u32>,
     pub(crate) cycles: Cell<u32>,
     pub(crate) cancel: CancelState,
     pub(crate) scopes: ScopeState,
@@ -98,9 +96,10 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    /// A header for a new task spawned by `parent` (`None`: a main or remote task), which
-    /// inherits clones of the parent's task-local values.
+    /// A header for a new task in registry slot `slot`, spawned by `parent` (`None`: a main or
+    /// remote task), which inherits clones of the parent's task-local values.
     pub(crate) fn new(
+        slot: u32,
         parent: Option<&Header>,
         name: Name,
         daemon: bool,
@@ -116,14 +115,13 @@ impl Header {
             })
         });
         Header {
-            id: next_id(),
-            parent: parent.map_or(0, |p| p.id.as_u64()),
+            id: TaskId::new(next_id(), slot),
+            parent: parent.map_or(TaskId::none(), |p| p.id),
             name,
             daemon,
             location,
             state: Cell::new(State::Initial),
             waker: RefCell::new(None),
-            slot: Cell::new(u32::MAX),
             cycles: Cell::new(0),
             cancel: CancelState::default(),
             scopes: ScopeState::default(),
@@ -153,7 +151,7 @@ impl Header {
 
     /// The parent's id.
     pub(crate) fn parent_id(&self) -> Option<TaskId> {
-        (self.parent != 0).then_some(TaskId(self.parent))
+        (self.parent.as_u64() != 0).then_some(self.parent)
     }
 
     pub(crate) fn is_terminated(&self) -> bool {

@@ -208,13 +208,7 @@ impl Kernel {
         let _enter = enter(&core);
         let run = core.run_counter.get() + 1;
         core.run_counter.set(run);
-        let h = Rc::new(Header::new(
-            None,
-            Name::Static("main"),
-            false,
-            std::panic::Location::caller(),
-        ));
-        core.register(&h);
+        let h = core.new_task(Name::Static("main"), false, std::panic::Location::caller());
         // However `run` is left, the main task ends with it: shutdown must never wait for a main
         // future that no cycle can poll any more.
         let _main_guard = MainGuard {

@@ -88,7 +88,7 @@ impl KernelHandle {
         if self.shared.remote.push(Remote::Call(call)).is_ok() {
             self.shared.unparker.unpark();
         } else {
-            slot.deliver(Err(TaskError::cancelled(TaskId(0), "remote".into())));
+            slot.deliver(Err(TaskError::cancelled(TaskId::none(), "remote".into())));
         }
         RemoteTask {
             slot,
@@ -106,7 +106,7 @@ impl KernelHandle {
         self.shared.push_remote(Remote::Call(Box::new(move || {
             with_core(|c| {
                 if let Some(c) = c
-                    && let Some(h) = c.tasks.borrow().all().into_iter().find(|h| h.id == id)
+                    && let Some(h) = c.tasks.borrow().get(id)
                 {
                     h.request_cancel();
                 }
@@ -187,7 +187,7 @@ struct DeliverOnDrop<T> {
 impl<T> DeliverOnDrop<T> {
     /// The task's id, once the kernel has spawned it (0 before).
     fn id(&self) -> TaskId {
-        lock(&self.slot.state).id.unwrap_or(TaskId(0))
+        lock(&self.slot.state).id.unwrap_or(TaskId::none())
     }
 }
 
@@ -221,7 +221,10 @@ impl<F: Future> Future for RemoteFuture<F> {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(v)) => Ok(v),
             Err(payload) => {
-                let id = this.guard.as_ref().map_or(TaskId(0), DeliverOnDrop::id);
+                let id = this
+                    .guard
+                    .as_ref()
+                    .map_or(TaskId::none(), DeliverOnDrop::id);
                 eprintln!("curio: remote task {id} panicked");
                 Err(TaskError::panicked(id, "remote".into(), payload))
             }

@@ -100,13 +100,7 @@ impl Builder {
                 Some(Cow::Owned(n)) => Name::Owned(n.into_boxed_str()),
                 None => Name::Type(std::any::type_name::<F>()),
             };
-            let h = Rc::new(Header::new(
-                core.current.borrow().as_deref(),
-                name,
-                self.daemon,
-                location,
-            ));
-            core.register(&h);
+            let h = core.new_task(name, self.daemon, location);
             let h2 = h.clone();
             let id = h.id;
             let wrapped = async move {
@@ -131,7 +125,6 @@ impl Builder {
             runnable.schedule();
             Task {
                 header: h,
-                kernel: core.shared.id,
                 inner: Some(task.fallible()),
                 outcome: None,
             }
@@ -143,12 +136,11 @@ impl Builder {
 #[must_use = "dropping a Task detaches it; join, wait or cancel it, or drop it on purpose"]
 pub struct Task<T> {
     header: Rc<Header>,
-    /// The id of the kernel that runs the task.
-    kernel: u64,
     inner: Option<async_task::FallibleTask<Output<Result<T, TaskError>>>>,
     /// The outcome, once a task group has taken it out of `inner` to look at it; `join` and
-    /// [`try_take`](Task::try_take) hand it out from here.
-    outcome: Option<Result<T, TaskError>>,
+    /// [`try_take`](Task::try_take) hand it out from here. Boxed: most handles never need it,
+    /// and an idle task's handle stays three words.
+    outcome: Option<Box<Result<T, TaskError>>>,
 }
 
 impl<T> fmt::Debug for Task<T> {
@@ -159,7 +151,7 @@ impl<T> fmt::Debug for Task<T> {
 
 fn fmt_header(h: &Header, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.debug_struct(kind)
-        .field("id", &h.id.0)
+        .field("id", &h.id.as_u64())
         .field("name", &h.name.as_str())
         .field("state", &h.state.get().as_str())
         .finish()
@@ -236,12 +228,12 @@ impl<T> Task<T> {
         // The handle is polled in place: if this future is dropped, `self` drops with it and
         // detaches the task (dropping the bare async-task handle would cancel it).
         if let Some(r) = self.outcome.take() {
-            return r;
+            return *r;
         }
         poll_fn(|cx| match self.inner.as_mut() {
             Some(t) => {
                 if !self.header.is_terminated() {
-                    check_kernel(self.kernel, self.header.id);
+                    check_kernel(&self.header);
                 }
                 Pin::new(t).poll(cx).map(|r| {
                     self.inner = None;
@@ -259,16 +251,16 @@ impl<T> Task<T> {
     /// The output of a terminated task, taken without waiting; `None` while it runs or once taken.
     pub(crate) fn try_take(&mut self) -> Option<Result<T, TaskError>> {
         self.settle();
-        self.outcome.take()
+        self.outcome.take().map(|r| *r)
     }
 
     /// The output of a terminated task, moved into the handle so it can be looked at and still
     /// be taken later; `None` while it runs or once taken.
     pub(crate) fn settle(&mut self) -> Option<&Result<T, TaskError>> {
         if self.outcome.is_none() {
-            self.outcome = self.take_inner();
+            self.outcome = self.take_inner().map(Box::new);
         }
-        self.outcome.as_ref()
+        self.outcome.as_deref()
     }
 
     fn take_inner(&mut self) -> Option<Result<T, TaskError>> {
@@ -319,14 +311,14 @@ impl<T> Task<T> {
     }
 }
 
-/// Panics when the running kernel is not `kernel`: a task of a kernel that is not running can
-/// never finish, and waiting for it would hang without a word.
-fn check_kernel(kernel: u64, id: TaskId) {
-    let running = with_core(|c| c.map(|c| c.shared.id));
-    if running != Some(kernel) {
+/// Panics when the running kernel is not the one task `h` (alive) belongs to: a task of a
+/// kernel that is not running can never finish, and waiting for it would hang without a word.
+fn check_kernel(h: &Rc<Header>) {
+    if !with_core(|c| c.is_some_and(|c| c.tasks.borrow().holds(h))) {
         panic!(
-            "curio: waiting for task {id} of kernel {kernel}, which is not running on this thread \
-             (a task can only be joined inside its own kernel)"
+            "curio: waiting for task {} of a kernel that is not running on this thread (a task \
+             can only be joined inside its own kernel)",
+            h.id
         );
     }
 }

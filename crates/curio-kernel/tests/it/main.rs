@@ -262,3 +262,23 @@ fn the_running_task_is_named_through_the_core_hook() {
     assert_eq!(Some(id), hook);
     assert_eq!(curio_core::current_task_id(), None, "outside a task turn");
 }
+
+#[test]
+fn cancel_by_id_finds_the_task_and_never_a_later_one_in_its_slot() {
+    let (mut kernel, _log, _clock) = fake_kernel(true);
+    let handle = kernel.handle();
+    kernel.run(async move {
+        let a = spawn(async {});
+        let old = a.id();
+        a.join().await.unwrap();
+        // `b` takes the slot `a` had; cancelling `a` by id must not reach it.
+        let b = spawn(sleep(Duration::from_millis(5)));
+        handle.cancel(old);
+        yield_now().await;
+        assert!(!b.is_cancelled());
+        b.join().await.unwrap();
+        let c = spawn(sleep(Duration::from_secs(60)));
+        handle.cancel(c.id());
+        assert!(c.join().await.unwrap_err().is_cancelled());
+    });
+}
