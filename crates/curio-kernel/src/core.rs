@@ -154,7 +154,13 @@ pub(crate) struct Core {
     pub(crate) run_counter: Cell<u64>,
     /// Task turns since the reactor was last polled (see `EVENT_INTERVAL`).
     pub(crate) since_poll: Cell<u32>,
+    /// Headers of finished tasks that nothing refers to any more, reused for new tasks: in the
+    /// steady state a task costs one allocation, async-task's (see [`Core::recycle`]).
+    pub(crate) headers: RefCell<Vec<Rc<Header>>>,
 }
+
+/// The most finished headers a kernel keeps for reuse.
+const HEADER_POOL: usize = 1024;
 
 /// Every live task, so shutdown can cancel them and the monitor can list them.
 #[derive(Default)]
@@ -214,6 +220,7 @@ impl Core {
             extensions: RefCell::new(Vec::new()),
             run_counter: Cell::new(0),
             since_poll: Cell::new(0),
+            headers: RefCell::new(Vec::new()),
         })
     }
 
@@ -234,13 +241,22 @@ impl Core {
                 }
             }
         };
-        let h = Rc::new(Header::new(
+        let header = Header::new(
             slot,
             self.current.borrow().as_deref(),
             name,
             daemon,
             location,
-        ));
+        );
+        let pooled = self.headers.borrow_mut().pop();
+        let h = match pooled {
+            Some(mut h) => {
+                // Only the pool referred to it (see `recycle`).
+                *Rc::get_mut(&mut h).expect("a pooled header is not shared") = header;
+                h
+            }
+            None => Rc::new(header),
+        };
         let mut t = self.tasks.borrow_mut();
         t.slots[slot as usize] = Some(h.clone());
         t.live += 1;
@@ -261,7 +277,20 @@ impl Core {
             removed
         };
         // The registry's reference is dropped with the registry released.
-        drop(removed);
+        if let Some(h) = removed {
+            self.recycle(&h);
+        }
+    }
+
+    /// Keeps `h` for a new task if it belongs to a finished task and `h` is its last reference
+    /// (the caller's is about to be dropped): the pool then holds the only one.
+    pub(crate) fn recycle(&self, h: &Rc<Header>) {
+        if Rc::strong_count(h) == 1 && Rc::weak_count(h) == 0 && h.is_terminated() {
+            let mut pool = self.headers.borrow_mut();
+            if pool.len() < HEADER_POOL {
+                pool.push(h.clone());
+            }
+        }
     }
 
     /// Drains the remote queue into the ready queue; runs remote calls.
@@ -282,4 +311,16 @@ impl Core {
 /// The header of the running task.
 pub(crate) fn current_header() -> Option<Rc<Header>> {
     with_core(|c| c.and_then(|c| c.current.borrow().clone()))
+}
+
+/// Hands a finished task's header to the running kernel for reuse, if this is its last
+/// reference (the caller's is about to be dropped).
+pub(crate) fn recycle(h: &Rc<Header>) {
+    if Rc::strong_count(h) == 1 {
+        with_core(|c| {
+            if let Some(c) = c {
+                c.recycle(h);
+            }
+        });
+    }
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use crate::core::Core;
+use crate::core::{Core, recycle};
 use crate::error::{ErrorKind, TaskError, panic_message};
 use crate::header::{Header, State};
 use crate::id::TaskId;
@@ -120,6 +120,7 @@ impl<F> Drop for FutureSlot<'_, F> {
         if self.slot.is_some() {
             drop_future(&self.header, self.slot.as_mut());
         }
+        recycle(&self.header);
     }
 }
 

@@ -8,7 +8,7 @@ use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use crate::core::with_core;
+use crate::core::{recycle, with_core};
 use crate::error::{ErrorKind, TaskError};
 use crate::harness::{FutureSlot, Output, poll_task};
 use crate::header::{Header, Name};
@@ -163,6 +163,7 @@ impl<T> Drop for Task<T> {
             // Detach rather than cancel: a dropped handle leaves the task running, as in Curio.
             t.detach();
         }
+        recycle(&self.header);
     }
 }
 
