@@ -55,6 +55,10 @@ async fn until<R>(
     }
 }
 
+/// Tries of a blocking wait before it starts listening, with 1, 2, 4, ... pauses between them
+/// (none under loom, whose models would only grow).
+const SPIN_ROUNDS: u32 = if cfg!(loom) { 0 } else { 7 };
+
 /// Waits until `op` succeeds, blocking this thread until `deadline` (`None`: no limit);
 /// `None` if the time ran out first.
 fn until_blocking<R>(
@@ -63,6 +67,20 @@ fn until_blocking<R>(
     mut op: impl FnMut() -> Option<R>,
     deadline: Option<Instant>,
 ) -> Option<R> {
+    // A thread waiting on a task of a kernel that runs on another core usually needs to wait
+    // only for that task's next step: a short spin saves the listener, its two locks and, if
+    // it came to that, the futex wait and wake. Bounded to a few microseconds, so a thread
+    // that shares its core with the other side gives little of its time slice away.
+    for round in 0..SPIN_ROUNDS {
+        if let Some(r) = op() {
+            return Some(r);
+        }
+        // Backing off between tries keeps the two sides from fighting over one cache line
+        // while the other side's next item is on its way.
+        for _ in 0..1u32 << round {
+            std::hint::spin_loop();
+        }
+    }
     loop {
         match attempt(event, waiters, &mut op) {
             Ok(r) => return Some(r),
