@@ -139,8 +139,9 @@ pub mod workers {
 /// The lower layers, for crates that extend the kernel.
 pub mod rt {
     pub use curio_core::{
-        BUDGET_PER_TURN, Extensions, Park, ParkEnter, TaskScope, Unpark, Unparker, consume_budget,
-        current_task_id, reset_budget,
+        AtSite, BUDGET_PER_TURN, Extensions, Park, ParkEnter, TaskScope, Unpark, Unparker,
+        WaitKind, WaitSite, at_site, consume_budget, current_task_id, reset_budget,
+        take_wait_site, waiting,
     };
     pub use curio_kernel::{ExternalWork, config, extension, run_until_thread_done, try_handle};
     pub use curio_reactor::{Async, Direction, Notifier, PollOutcome, Reactor};

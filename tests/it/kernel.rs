@@ -430,3 +430,28 @@ fn sockets_on_a_kernel_without_a_reactor_are_an_error() {
         .unwrap_err();
     assert!(err.to_string().contains("no reactor"), "{err}");
 }
+
+/// Waits in every layer report where the task waits: a queue `get` with its line, a socket read
+/// by its direction, a thread-pool call with its line.
+#[test]
+fn wait_sites_across_the_layers() {
+    use curio::rt::WaitKind;
+
+    crate::vrun(async {
+        let q: std::rc::Rc<curio::queue::Queue<u8>> = std::rc::Rc::new(curio::queue::Queue::new(0));
+        let q2 = q.clone();
+        let get_line = line!() + 1;
+        let getter = curio::spawn(async move { q2.get().await });
+        let (a, _b) = curio::net::UnixStream::pair().unwrap();
+        let reader = curio::spawn(async move { a.recv(10).await });
+        curio::yield_now().await;
+        let site = getter.task_ref().wait_site().unwrap();
+        assert_eq!(site.kind, WaitKind::QueueGet);
+        assert_eq!(site.location.map(|l| l.line()), Some(get_line));
+        let site = reader.task_ref().wait_site().unwrap();
+        assert_eq!(site.kind, WaitKind::Read);
+        q.put(1).await;
+        assert_eq!(getter.join().await.unwrap(), 1);
+        reader.cancel().await;
+    });
+}

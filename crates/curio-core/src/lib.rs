@@ -11,12 +11,16 @@
 //! - the current-task hook ([`current_task_id`], [`TaskScope`]) lets crates below the kernel
 //!   (the `RLock` of `curio-sync`) know which task runs;
 //! - [`Extensions`] carry the settings of crates above the kernel (the worker pool's limits)
-//!   through the kernel's builder without the kernel knowing them.
+//!   through the kernel's builder without the kernel knowing them;
+//! - the wait-site hook ([`waiting`], [`at_site`], [`WaitSite`]) records where a task waits:
+//!   curio's waiting operations are `#[track_caller]` functions whose futures report their
+//!   call's location when they suspend, and the kernel keeps it per task for the monitor.
 //!
 //! # Implementation
 //!
-//! This crate starts no threads and has no dependencies. The budget and the current task are
-//! thread-locals, set by the kernel that runs on the thread.
+//! This crate starts no threads; its one dependency is `pin-project-lite` (a macro). The budget,
+//! the current task and the wait site are thread-locals, set by the kernel that runs on the
+//! thread.
 //!
 //! # Examples
 //!
@@ -72,11 +76,13 @@ mod budget;
 mod extensions;
 mod park;
 mod task;
+mod wait;
 
 pub use crate::budget::{BUDGET_PER_TURN, consume_budget, reset_budget};
 pub use crate::extensions::Extensions;
 pub use crate::park::{Park, ParkEnter, Unpark, Unparker};
 pub use crate::task::{TaskScope, current_task_id};
+pub use crate::wait::{AtSite, WaitKind, WaitSite, at_site, take_wait_site, waiting};
 
 // The README's examples are compiled and run as doc tests, so they cannot drift from the API.
 #[doc = include_str!("../README.md")]

@@ -12,6 +12,8 @@ use futures_core::Stream;
 
 pub(crate) mod link;
 
+use curio_core::{WaitKind, at_site};
+
 use crate::core::current_header;
 use crate::error::TaskError;
 use crate::group::link::GroupLink;
@@ -503,8 +505,9 @@ impl<T: 'static> TaskGroup<T> {
     /// # Cancel safety
     ///
     /// Cancel safe: a member is taken only by the poll that returns it.
-    pub async fn next_done(&self) -> Option<Task<T>> {
-        poll_fn(|cx| self.poll_next_done(cx)).await
+    #[track_caller]
+    pub fn next_done(&self) -> impl Future<Output = Option<Task<T>>> + '_ {
+        at_site(WaitKind::Group, poll_fn(|cx| self.poll_next_done(cx)))
     }
 
     /// The output of the next member to finish (see [`next_done`](Self::next_done)).
@@ -512,9 +515,10 @@ impl<T: 'static> TaskGroup<T> {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn next_result(&self) -> Option<Result<T, TaskError>> {
-        let mut t = self.next_done().await?;
-        t.try_take()
+    #[track_caller]
+    pub fn next_result(&self) -> impl Future<Output = Option<Result<T, TaskError>>> + '_ {
+        let next = self.next_done();
+        async move { next.await?.try_take() }
     }
 
     fn classify(&self, r: &Result<T, TaskError>, by_group: bool) -> (bool, bool) {
@@ -538,7 +542,12 @@ impl<T: 'static> TaskGroup<T> {
     ///
     /// If the join is dropped (its task cancelled, a timeout around it), every member is asked to
     /// cancel at once; a cancelled owner also waits for them (see the type's docs).
-    pub async fn join(&self) {
+    #[track_caller]
+    pub fn join(&self) -> impl Future<Output = ()> + '_ {
+        at_site(WaitKind::Group, self.join_inner())
+    }
+
+    async fn join_inner(&self) {
         if self.inner.state.borrow().joined {
             return;
         }

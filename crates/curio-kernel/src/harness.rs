@@ -54,6 +54,9 @@ pub(crate) fn poll_task<F: Future>(
     curio_core::reset_budget();
     if !h.cancel.due() {
         h.state.set(State::Running);
+        h.wait.set(None);
+        // Cleared before the turn; the innermost waiting operation of the turn writes it.
+        curio_core::take_wait_site();
         let res = catch_unwind(AssertUnwindSafe(|| match slot.as_mut().as_pin_mut() {
             Some(f) => f.poll(cx),
             None => Poll::Pending,
@@ -65,6 +68,7 @@ pub(crate) fn poll_task<F: Future>(
                 return Poll::Ready(Ok(v));
             }
             Ok(Poll::Pending) => {
+                h.wait.set(curio_core::take_wait_site());
                 if !h.cancel.due() {
                     suspend(h, cx);
                     return Poll::Pending;

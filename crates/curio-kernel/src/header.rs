@@ -10,6 +10,8 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::rc::Weak;
 use std::task::Waker;
 
+use curio_core::WaitSite;
+
 use crate::cancel::state::CancelState;
 use crate::error::{ErrorKind, TaskError, panic_message};
 use crate::group::link::{GroupLink, Membership};
@@ -89,6 +91,8 @@ pub(crate) struct Header {
     /// The task's waker, kept from its first suspension on (a cancel request wakes it).
     pub(crate) waker: RefCell<Option<Waker>>,
     pub(crate) cycles: Cell<u32>,
+    /// Where the task waits, as its last turn left it.
+    pub(crate) wait: Cell<Option<WaitSite>>,
     pub(crate) cancel: CancelState,
     pub(crate) scopes: ScopeState,
     /// What most tasks never need, allocated on first use, so an idle task stays small.
@@ -123,6 +127,7 @@ impl Header {
             state: Cell::new(State::Initial),
             waker: RefCell::new(None),
             cycles: Cell::new(0),
+            wait: Cell::new(None),
             cancel: CancelState::default(),
             scopes: ScopeState::default(),
             ext: RefCell::new(ext),

@@ -66,7 +66,7 @@ pub use crate::timeout::{
     IgnoreTimeout, TaskTimeout, Timeout, ignore_after, ignore_at, timeout_after, timeout_after_opt,
     timeout_at,
 };
-pub use curio_core::{Extensions, Park, ParkEnter, Unpark, Unparker};
+pub use curio_core::{Extensions, Park, ParkEnter, Unpark, Unparker, WaitKind, WaitSite};
 pub use curio_time::{Clock, advance, clock, sleep, sleep_until, yield_now};
 
 // The README's examples are compiled and run as doc tests, so they cannot drift from the API.

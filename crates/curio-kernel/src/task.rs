@@ -8,6 +8,8 @@ use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+use curio_core::{WaitKind, WaitSite, at_site};
+
 use crate::core::{recycle, with_core};
 use crate::error::{ErrorKind, TaskError};
 use crate::harness::{FutureSlot, Output, poll_task};
@@ -220,7 +222,12 @@ impl<T> Task<T> {
     /// # Cancel safety
     ///
     /// Dropping the future detaches the task (it keeps running); its output is then lost.
-    pub async fn join(mut self) -> Result<T, TaskError> {
+    #[track_caller]
+    pub fn join(self) -> impl Future<Output = Result<T, TaskError>> {
+        at_site(WaitKind::Join, self.join_inner())
+    }
+
+    async fn join_inner(mut self) -> Result<T, TaskError> {
         // A member joined by hand leaves its group (Curio), without cancelling its siblings.
         let group = self.header.take_member_of();
         if let Some(g) = group.and_then(|g| g.upgrade()) {
@@ -292,8 +299,9 @@ impl<T> Task<T> {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn wait(&self) {
-        wait_terminated(&self.header).await
+    #[track_caller]
+    pub fn wait(&self) -> impl Future<Output = ()> + '_ {
+        at_site(WaitKind::Terminate, wait_terminated(&self.header))
     }
 
     /// Requests cancellation, then waits until the task has terminated and its future is dropped.
@@ -302,8 +310,9 @@ impl<T> Task<T> {
     /// # Cancel safety
     ///
     /// Dropping the future leaves the request in place; only the waiting stops.
-    pub async fn cancel(&self) {
-        self.task_ref().cancel().await
+    #[track_caller]
+    pub fn cancel(&self) -> impl Future<Output = ()> + '_ {
+        at_site(WaitKind::Terminate, cancel_and_wait(&self.header))
     }
 
     /// Requests cancellation and returns at once.
@@ -409,14 +418,9 @@ impl TaskRef {
     /// # Cancel safety
     ///
     /// Dropping the future leaves the request in place; only the waiting stops.
-    pub async fn cancel(&self) {
-        self.header.request_cancel();
-        let is_self = with_core(|c| {
-            c.and_then(|c| c.current.borrow().as_ref().map(|h| h.id)) == Some(self.header.id)
-        });
-        if !is_self {
-            wait_terminated(&self.header).await;
-        }
+    #[track_caller]
+    pub fn cancel(&self) -> impl Future<Output = ()> + '_ {
+        at_site(WaitKind::Terminate, cancel_and_wait(&self.header))
     }
 
     /// Waits until the task has terminated.
@@ -424,8 +428,26 @@ impl TaskRef {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn wait(&self) {
-        wait_terminated(&self.header).await
+    #[track_caller]
+    pub fn wait(&self) -> impl Future<Output = ()> + '_ {
+        at_site(WaitKind::Terminate, wait_terminated(&self.header))
+    }
+
+    /// Where the task waits, as its last turn left it: what for, and the line of the waiting
+    /// operation's call (see [`WaitSite`]); `None` if it has not waited, or runs now.
+    pub fn wait_site(&self) -> Option<WaitSite> {
+        self.header.wait.get()
+    }
+}
+
+/// Requests cancellation of `h`, then waits until it has terminated; on the calling task itself
+/// it only requests.
+async fn cancel_and_wait(h: &Header) {
+    h.request_cancel();
+    let is_self =
+        with_core(|c| c.and_then(|c| c.current.borrow().as_ref().map(|c| c.id)) == Some(h.id));
+    if !is_self {
+        wait_terminated(h).await;
     }
 }
 

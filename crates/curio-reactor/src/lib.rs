@@ -723,6 +723,15 @@ fn take_slot(reg: &Registration, dir: Direction, token: &mut u64) -> io::Result<
 
 /// Stores the waker the next event in direction `dir` wakes.
 fn park_waker(reg: &Registration, dir: Direction, cx: &Context<'_>) {
+    // The public operation above knows the caller's line; down here only the direction is
+    // known, which is what the task's wait site says when the operation did not record more.
+    curio_core::waiting(
+        match dir {
+            Direction::Read => curio_core::WaitKind::Read,
+            Direction::Write => curio_core::WaitKind::Write,
+        },
+        None,
+    );
     let mut w = lock(&reg.state.wakers);
     match &mut w[dir as usize] {
         Some(old) if old.will_wake(cx.waker()) => {}

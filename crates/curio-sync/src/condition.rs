@@ -1,5 +1,6 @@
 //! `Condition`: wait for a notification while holding a lock.
 
+use curio_core::{WaitKind, at_site};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -65,7 +66,12 @@ impl Condition {
     /// # Cancel safety
     ///
     /// As [`Lock::lock`].
-    pub async fn lock(&self) -> LockGuard<'_> {
+    #[track_caller]
+    pub fn lock(&self) -> impl Future<Output = LockGuard<'_>> {
+        at_site(WaitKind::Lock, self.lock_inner())
+    }
+
+    async fn lock_inner(&self) -> LockGuard<'_> {
         self.lock.lock().await
     }
 
@@ -82,7 +88,15 @@ impl Condition {
     /// had received but not yet returned from (it was still waiting to take the lock again)
     /// passes to the next waiter, so `notify(1)` followed by a cancel wakes someone; Curio loses
     /// it.
-    pub async fn wait<'a>(&'a self, guard: LockGuard<'a>) -> Result<LockGuard<'a>, SyncError> {
+    #[track_caller]
+    pub fn wait<'a>(
+        &'a self,
+        guard: LockGuard<'a>,
+    ) -> impl Future<Output = Result<LockGuard<'a>, SyncError>> {
+        at_site(WaitKind::Condition, self.wait_inner(guard))
+    }
+
+    async fn wait_inner<'a>(&'a self, guard: LockGuard<'a>) -> Result<LockGuard<'a>, SyncError> {
         if !self.lock.same(guard.lock) {
             return Err(SyncError::WrongLock);
         }
@@ -111,7 +125,16 @@ impl Condition {
     /// # Cancel safety
     ///
     /// As [`wait`](Self::wait).
-    pub async fn wait_for<'a>(
+    #[track_caller]
+    pub fn wait_for<'a>(
+        &'a self,
+        guard: LockGuard<'a>,
+        predicate: impl FnMut() -> bool,
+    ) -> impl Future<Output = Result<LockGuard<'a>, SyncError>> {
+        at_site(WaitKind::Condition, self.wait_for_inner(guard, predicate))
+    }
+
+    async fn wait_for_inner<'a>(
         &'a self,
         mut guard: LockGuard<'a>,
         mut predicate: impl FnMut() -> bool,

@@ -1,5 +1,8 @@
 //! `Event`: a flag tasks can wait for.
 
+use std::panic::Location;
+
+use curio_core::WaitKind;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -75,10 +78,12 @@ impl Event {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    #[track_caller]
     pub fn wait(&self) -> EventWait<'_> {
         EventWait {
             event: self,
             key: None,
+            site: Location::caller(),
         }
     }
 }
@@ -89,6 +94,8 @@ impl Event {
 pub struct EventWait<'a> {
     event: &'a Event,
     key: Option<Key>,
+    /// The call of `wait`, reported as the task's wait site.
+    site: &'static Location<'static>,
 }
 
 impl Future for EventWait<'_> {
@@ -100,7 +107,11 @@ impl Future for EventWait<'_> {
             return Poll::Ready(());
         }
         // A waiter woken by `set` returns even if the event was cleared since.
-        st.waiters.poll_wait(&mut this.key, cx, || ()).map(drop)
+        let out = st.waiters.poll_wait(&mut this.key, cx, || ()).map(drop);
+        if out.is_pending() {
+            curio_core::waiting(WaitKind::Event, Some(this.site));
+        }
+        out
     }
 }
 

@@ -1,7 +1,9 @@
 //! `Lock` and `RLock`.
 
+use curio_core::{WaitKind, at_site};
 use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 
 use std::num::NonZeroU64;
@@ -67,7 +69,12 @@ impl Lock {
     ///
     /// Cancel safe: a waiter dropped before or after the lock was handed to it never ends up
     /// owning it; the lock passes to the next waiter.
-    pub async fn lock(&self) -> LockGuard<'_> {
+    #[track_caller]
+    pub fn lock(&self) -> impl Future<Output = LockGuard<'_>> {
+        at_site(WaitKind::Lock, self.lock_inner())
+    }
+
+    async fn lock_inner(&self) -> LockGuard<'_> {
         self.gate.acquire().await;
         LockGuard { lock: self }
     }
@@ -171,7 +178,12 @@ impl RLock {
     /// # Cancel safety
     ///
     /// Cancel safe: a dropped waiter never ends up owning the lock.
-    pub async fn acquire(&self) -> Result<(), SyncError> {
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<(), SyncError>> {
+        at_site(WaitKind::Lock, self.acquire_inner())
+    }
+
+    async fn acquire_inner(&self) -> Result<(), SyncError> {
         let id = me()?;
         if self.owner.get() == Some(id) {
             self.count.set(self.count.get() + 1);

@@ -1,7 +1,9 @@
 //! `Promise`: a value set once, awaited by any number of tasks.
 
+use curio_core::{WaitKind, at_site};
 use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
 
 use crate::error::AlreadySet;
 use crate::event::Event;
@@ -80,7 +82,12 @@ impl<T: Clone> Promise<T> {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn get(&self) -> T {
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = T> {
+        at_site(WaitKind::Promise, self.get_inner())
+    }
+
+    async fn get_inner(&self) -> T {
         self.ready.wait().await;
         self.value
             .borrow()

@@ -1,11 +1,13 @@
 //! `Queue`, `PriorityQueue` and `LifoQueue`: kernel-local queues with FIFO hand-off.
 
+use curio_core::{WaitKind, at_site};
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -277,11 +279,13 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     /// Cancel safe: a put dropped before it completes has no effect. Its item was never in the
     /// queue, even if a get had already reserved a place for it (the place passes to the next
     /// waiting putter); once added, an item is never added twice.
+    #[track_caller]
     pub fn put(&self, item: T) -> Put<'_, T, S> {
         Put {
             q: self,
             item: Some(item),
             key: None,
+            site: Location::caller(),
         }
     }
 
@@ -304,8 +308,13 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     ///
     /// Cancel safe: an item handed to a getter that is dropped before taking it goes to the next
     /// getter, or back to the front of the queue; nothing is lost.
+    #[track_caller]
     pub fn get(&self) -> Get<'_, T, S> {
-        Get { q: self, key: None }
+        Get {
+            q: self,
+            key: None,
+            site: Location::caller(),
+        }
     }
 
     /// Marks one item taken by `get` as processed (Curio's `task_done`).
@@ -330,7 +339,12 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn join(&self) {
+    #[track_caller]
+    pub fn join(&self) -> impl Future<Output = ()> {
+        at_site(WaitKind::QueueJoin, self.join_inner())
+    }
+
+    async fn join_inner(&self) {
         Join { q: self, key: None }.await
     }
 }
@@ -370,6 +384,8 @@ pub struct Put<'a, T, S: Storage<T>> {
     q: &'a BaseQueue<T, S>,
     item: Option<T>,
     key: Option<Key>,
+    /// The call of `put`, reported as the task's wait site.
+    site: &'static Location<'static>,
 }
 
 impl<T, S: Storage<T>> fmt::Debug for Put<'_, T, S> {
@@ -405,7 +421,10 @@ impl<T, S: Storage<T>> Future for Put<'_, T, S> {
                 st.insert(entry.data.expect("a waiting putter holds its item"));
                 Poll::Ready(())
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                curio_core::waiting(WaitKind::QueuePut, Some(this.site));
+                Poll::Pending
+            }
         }
     }
 }
@@ -435,6 +454,8 @@ impl<T, S: Storage<T>> Drop for Put<'_, T, S> {
 pub struct Get<'a, T, S: Storage<T>> {
     q: &'a BaseQueue<T, S>,
     key: Option<Key>,
+    /// The call of `get`, reported as the task's wait site.
+    site: &'static Location<'static>,
 }
 
 impl<T, S: Storage<T>> fmt::Debug for Get<'_, T, S> {
@@ -465,7 +486,10 @@ impl<T, S: Storage<T>> Future for Get<'_, T, S> {
                 st.admit_putter();
                 Poll::Ready(e.data.expect("a notified getter holds its item"))
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                curio_core::waiting(WaitKind::QueueGet, Some(this.site));
+                Poll::Pending
+            }
         }
     }
 }

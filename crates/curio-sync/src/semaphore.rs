@@ -1,6 +1,8 @@
 //! `Semaphore` and `BoundedSemaphore`.
 
+use curio_core::{WaitKind, at_site};
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 
 use crate::error::SyncError;
@@ -73,7 +75,12 @@ impl Semaphore {
     ///
     /// Cancel safe: a waiter dropped before or after a permit was handed to it passes the
     /// permit on; permits are conserved.
-    pub async fn acquire(&self) -> SemaphorePermit<'_> {
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = SemaphorePermit<'_>> {
+        at_site(WaitKind::Semaphore, self.acquire_inner())
+    }
+
+    async fn acquire_inner(&self) -> SemaphorePermit<'_> {
         self.gate.acquire().await;
         SemaphorePermit { sema: self }
     }

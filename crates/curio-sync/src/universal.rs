@@ -12,7 +12,9 @@
 //! producer's puts cost no lock and no wake, and one wake moves every item put before the woken
 //! side runs.
 
+use curio_core::{WaitKind, at_site};
 use std::fmt;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use concurrent_queue::{ConcurrentQueue, PushError};
@@ -312,7 +314,12 @@ impl<T> UniversalQueue<T> {
     ///
     /// Cancel safe: the item is added by the poll that returns, or not at all (it is dropped with
     /// the future).
-    pub async fn put(&self, item: T) {
+    #[track_caller]
+    pub fn put(&self, item: T) -> impl Future<Output = ()> {
+        at_site(WaitKind::QueuePut, self.put_inner(item))
+    }
+
+    async fn put_inner(&self, item: T) {
         let mut item = Some(item);
         let inner = &*self.inner;
         until(&inner.space_freed, Some(&inner.putters), || {
@@ -326,7 +333,12 @@ impl<T> UniversalQueue<T> {
     /// # Cancel safety
     ///
     /// Cancel safe: an item is taken only by the poll that returns it.
-    pub async fn get(&self) -> T {
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = T> {
+        at_site(WaitKind::QueueGet, self.get_inner())
+    }
+
+    async fn get_inner(&self) -> T {
         let inner = &*self.inner;
         until(&inner.item_added, Some(&inner.getters), || {
             self.try_get().ok()
@@ -433,7 +445,12 @@ impl<T> UniversalQueue<T> {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn join(&self) {
+    #[track_caller]
+    pub fn join(&self) -> impl Future<Output = ()> {
+        at_site(WaitKind::QueueJoin, self.join_inner())
+    }
+
+    async fn join_inner(&self) {
         until(&self.inner.all_done, None, || self.all_done().then_some(())).await
     }
 
@@ -529,7 +546,12 @@ impl UniversalEvent {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn wait(&self) {
+    #[track_caller]
+    pub fn wait(&self) -> impl Future<Output = ()> {
+        at_site(WaitKind::Event, self.wait_inner())
+    }
+
+    async fn wait_inner(&self) {
         let seen = self.inner.sets.load(Ordering::SeqCst);
         until(&self.inner.event, None, || self.done(seen).then_some(())).await
     }
@@ -648,7 +670,12 @@ impl<T: Clone> UniversalPromise<T> {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn get(&self) -> T {
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = T> {
+        at_site(WaitKind::Promise, self.get_inner())
+    }
+
+    async fn get_inner(&self) -> T {
         until(&self.inner.event, None, || self.try_get()).await
     }
 

@@ -39,6 +39,9 @@ mod queue;
 
 pub use queue::{TimerKey, TimerQueue};
 
+use std::panic::Location;
+
+use curio_core::WaitKind;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
@@ -316,20 +319,23 @@ pub fn advance(d: Duration) {
 /// let nap = curio_time::sleep(Duration::from_millis(10));
 /// # drop(nap);
 /// ```
+#[track_caller]
 pub fn sleep(d: Duration) -> Sleep {
+    // Read here: a closure does not pass `#[track_caller]` on.
+    let site = Location::caller();
     if d.is_zero() {
         return Sleep {
             state: SleepState::Yield(false),
+            site,
         };
     }
-    CURRENT.with(|c| match c.borrow().as_ref() {
-        Some(drv) => Sleep::after(drv, d),
+    let state = CURRENT.with(|c| match c.borrow().as_ref() {
+        Some(drv) => after_state(drv, d),
         // Created before its kernel runs (`curio::run(sleep(d))`): the deadline counts from the
         // first poll.
-        None => Sleep {
-            state: SleepState::Unstarted(d),
-        },
-    })
+        None => SleepState::Unstarted(d),
+    });
+    Sleep { state, site }
 }
 
 /// Waits until the kernel's clock reaches `deadline`.
@@ -341,14 +347,17 @@ pub fn sleep(d: Duration) -> Sleep {
 /// # Cancel safety
 ///
 /// Dropping the future cancels its timer; nothing else happens.
+#[track_caller]
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    CURRENT.with(|c| {
+    let site = Location::caller();
+    let state = CURRENT.with(|c| {
         let c = c.borrow();
         let drv = c
             .as_ref()
             .expect("curio::sleep_until called outside a curio kernel");
-        Sleep::armed(drv, deadline)
-    })
+        armed_state(drv, deadline)
+    });
+    Sleep { state, site }
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
@@ -356,6 +365,9 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 #[derive(Debug)]
 pub struct Sleep {
     state: SleepState,
+    /// The call of `sleep`, `sleep_until` or `yield_now` that made it, reported as the task's
+    /// wait site while it waits.
+    site: &'static Location<'static>,
 }
 
 #[derive(Debug)]
@@ -375,18 +387,6 @@ enum SleepState {
 
 impl Sleep {
     /// A sleep of `d` from now; past the clock's range it never ends.
-    fn after(drv: &TimeDriver, d: Duration) -> Sleep {
-        Sleep {
-            state: after_state(drv, d),
-        }
-    }
-
-    fn armed(drv: &TimeDriver, deadline: Instant) -> Sleep {
-        Sleep {
-            state: armed_state(drv, deadline),
-        }
-    }
-
     /// The deadline, or `None` for a zero-length sleep (a yield).
     pub fn deadline(&self) -> Option<Instant> {
         match self.state {
@@ -433,6 +433,7 @@ impl Future for Sleep {
                 } else {
                     *yielded = true;
                     cx.waker().wake_by_ref();
+                    curio_core::waiting(WaitKind::Yield, Some(self.site));
                     Poll::Pending
                 }
             }
@@ -465,10 +466,14 @@ impl Future for Sleep {
                     self.state = SleepState::Done;
                     Poll::Ready(())
                 } else {
+                    curio_core::waiting(WaitKind::Sleep, Some(self.site));
                     Poll::Pending
                 }
             }
-            SleepState::Forever => Poll::Pending,
+            SleepState::Forever => {
+                curio_core::waiting(WaitKind::Sleep, Some(self.site));
+                Poll::Pending
+            }
             SleepState::Done | SleepState::Unstarted(_) => Poll::Ready(()),
         }
     }
@@ -509,9 +514,11 @@ impl Drop for Sleep {
 /// curio_time::yield_now().await;
 /// # }
 /// ```
+#[track_caller]
 pub fn yield_now() -> Sleep {
     Sleep {
         state: SleepState::Yield(false),
+        site: Location::caller(),
     }
 }
 

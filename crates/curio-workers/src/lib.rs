@@ -345,6 +345,7 @@ struct CallState<R> {
 /// assert!(n > 0);
 /// ```
 #[doc(alias = "spawn_blocking")]
+#[track_caller]
 pub fn run_in_thread<F, R>(f: F) -> RunInThread<R>
 where
     F: FnOnce() -> R + Send + 'static,
@@ -359,6 +360,7 @@ where
         state,
         job: Some(Box::new(f)),
         submitted: false,
+        site: std::panic::Location::caller(),
     }
 }
 
@@ -368,6 +370,8 @@ pub struct RunInThread<R> {
     state: Arc<CallState<R>>,
     job: Option<Box<dyn FnOnce() -> R + Send>>,
     submitted: bool,
+    /// The call of `run_in_thread`, reported as the task's wait site.
+    site: &'static std::panic::Location<'static>,
 }
 
 impl<R> fmt::Debug for RunInThread<R> {
@@ -410,6 +414,7 @@ impl<R: Send + 'static> Future for RunInThread<R> {
                 .execute(job)
                 .expect("curio: cannot start a worker thread");
             self.submitted = true;
+            curio_core::waiting(curio_core::WaitKind::External, Some(self.site));
             return Poll::Pending;
         }
         if let Some(r) = lock(&self.state.result).take() {
@@ -431,6 +436,7 @@ impl<R: Send + 'static> Future for RunInThread<R> {
                 Err(p) => resume_unwind(p),
             };
         }
+        curio_core::waiting(curio_core::WaitKind::External, Some(self.site));
         Poll::Pending
     }
 }

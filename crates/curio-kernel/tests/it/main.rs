@@ -282,3 +282,42 @@ fn cancel_by_id_finds_the_task_and_never_a_later_one_in_its_slot() {
         assert!(c.join().await.unwrap_err().is_cancelled());
     });
 }
+
+#[test]
+fn a_suspended_task_shows_where_it_waits() {
+    use curio_kernel::{TaskRef, WaitKind};
+
+    let (mut kernel, _log, _clock) = fake_kernel(true);
+    kernel.run(async {
+        let line = line!() + 1;
+        let sleeper = spawn(async { sleep(Duration::from_secs(1)).await });
+        let joiner_line = line!() + 3;
+        let (s_ref, j_ref): (TaskRef, TaskRef) = {
+            let s_ref = sleeper.task_ref();
+            let joiner = spawn(async move { sleeper.join().await.unwrap() });
+            (s_ref, joiner.task_ref())
+        };
+        assert_eq!(s_ref.wait_site(), None, "not run yet");
+        yield_now().await;
+        let site = s_ref.wait_site().expect("the sleeper waits");
+        assert_eq!(site.kind, WaitKind::Sleep);
+        assert_eq!(
+            site.location.map(|l| (l.file(), l.line())),
+            Some((file!(), line))
+        );
+        let site = j_ref.wait_site().expect("the joiner waits");
+        assert_eq!(site.kind, WaitKind::Join);
+        assert_eq!(site.location.map(|l| l.line()), Some(joiner_line));
+        // The innermost wait wins over a timeout scope around it.
+        let t = spawn(curio_kernel::timeout_after(Duration::from_secs(5), async {
+            sleep(Duration::from_secs(2)).await
+        }));
+        yield_now().await;
+        assert_eq!(
+            t.task_ref().wait_site().map(|s| s.kind),
+            Some(WaitKind::Sleep)
+        );
+        t.cancel().await;
+        j_ref.wait().await;
+    });
+}
