@@ -120,11 +120,46 @@ struct SourceState {
     wakers: Mutex<[Option<Waker>; 2]>,
 }
 
+/// A compile-time check that `Reactor` is not `Send`, on every backend: if it were, both impls
+/// below would apply and the call in the constant would be ambiguous.
+trait AmbiguousIfSend<A> {
+    fn check() {}
+}
+impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+const _: fn() = || <Reactor as AmbiguousIfSend<_>>::check();
+
+/// A source's key in the selector: its slot in the source table and the slot's generation, so
+/// an event for a slot that has been reused since is recognised and ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    slot: u32,
+    generation: u32,
+}
+
+impl Key {
+    /// The 64-bit form the selector carries: generation in the high half, slot in the low.
+    fn pack(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.slot)
+    }
+
+    fn unpack(key: u64) -> Key {
+        let [g0, g1, g2, g3, s0, s1, s2, s3] = key.to_be_bytes();
+        Key {
+            slot: u32::from_be_bytes([s0, s1, s2, s3]),
+            generation: u32::from_be_bytes([g0, g1, g2, g3]),
+        }
+    }
+}
+
 /// The I/O half of a kernel: a selector, its registered sources, and its cross-thread wake.
 ///
-/// Owned by the kernel's thread (`!Send`); [`Notifier`] is the part other threads get.
+/// Owned by the kernel's thread (`!Send`, on every backend); [`Notifier`] is the part other
+/// threads get.
 pub struct Reactor {
     inner: Arc<Inner>,
+    /// Keeps the reactor on its thread: its wakers are called and its descriptors closed there.
+    _not_send: std::marker::PhantomData<*const ()>,
     events: RefCell<EventBuf>,
     /// Wakers collected during a poll, called once the source table is released; kept to reuse
     /// its capacity. Only the owner's thread polls, so no lock is needed.
@@ -154,6 +189,7 @@ impl Reactor {
                 wake: WakeState::new(),
                 sources: Mutex::new(Slab::default()),
             }),
+            _not_send: std::marker::PhantomData,
             events: RefCell::new(EventBuf::new()),
             wake_buf: RefCell::new(Vec::new()),
         })
@@ -204,12 +240,11 @@ impl Reactor {
                     return;
                 }
                 let slab = slab.get_or_insert_with(|| lock(sources));
-                let slot = (ev.key & 0xffff_ffff) as usize;
-                let generation = (ev.key >> 32) as u32;
-                let Some((g, Some(src))) = slab.entries.get(slot) else {
+                let key = Key::unpack(ev.key);
+                let Some((g, Some(src))) = slab.entries.get(key.slot as usize) else {
                     return;
                 };
-                if *g != generation {
+                if *g != key.generation {
                     return;
                 }
                 out.events += 1;
@@ -342,8 +377,10 @@ impl Drop for Reactor {
             // Dropped while still entered on this thread: the guard keeps it alive a bit longer.
             return;
         }
+        // A notifier in the middle of its eventfd write is the only other holder: sleep a few
+        // microseconds at a time (no busy spin) until it is done.
         while Arc::strong_count(&self.inner) > 1 {
-            std::thread::yield_now();
+            std::thread::sleep(Duration::from_micros(20));
         }
     }
 }
@@ -427,7 +464,7 @@ impl<T: AsFd> Async<T> {
             let _ = reactor.selector.delete(io.as_fd());
             let mut guard = lock(&reactor.sources);
             let slab = &mut *guard;
-            let slot = (reg.key & 0xffff_ffff) as u32;
+            let slot = Key::unpack(reg.key).slot;
             if let Some(e) = slab.entries.get_mut(slot as usize) {
                 e.1 = None;
                 slab.free.push(slot);
@@ -470,7 +507,11 @@ impl<T: AsFd> Async<T> {
             e.0 = e.0.wrapping_add(1);
             e.1 = Some(state.clone());
             slab.live += 1;
-            (u64::from(e.0) << 32) | u64::from(slot)
+            Key {
+                slot,
+                generation: e.0,
+            }
+            .pack()
         };
         let reg = Registration {
             reactor: Arc::downgrade(&reactor),
@@ -480,7 +521,7 @@ impl<T: AsFd> Async<T> {
         if let Err(e) = reactor.selector.add(self.get_ref().as_fd(), key) {
             let mut guard = lock(&reactor.sources);
             let slab = &mut *guard;
-            let slot = (key & 0xffff_ffff) as u32;
+            let slot = Key::unpack(key).slot;
             slab.entries[slot as usize].1 = None;
             slab.free.push(slot);
             slab.live -= 1;
@@ -810,3 +851,24 @@ pub fn block_on_ready<F: Future>(fut: F) -> Option<F::Output> {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod key_tests {
+    use super::Key;
+
+    #[test]
+    fn keys_round_trip() {
+        for (slot, generation) in [(0, 0), (1, 7), (u32::MAX - 1, u32::MAX), (12345, 1)] {
+            let k = Key { slot, generation };
+            assert_eq!(Key::unpack(k.pack()), k);
+        }
+        assert_eq!(
+            Key {
+                slot: 3,
+                generation: 2
+            }
+            .pack(),
+            (2 << 32) | 3
+        );
+    }
+}
