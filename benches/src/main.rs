@@ -203,6 +203,11 @@ fn suite(args: &[String]) -> ExitCode {
     md.push_str(&table);
     md.push_str("\n## Targets\n\n");
     md.push_str(&targets);
+    // Profiles of the targets a run misses, kept by hand beside the code that writes the table.
+    if let Ok(notes) = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/notes.md")) {
+        md.push_str("\n## Notes\n\n");
+        md.push_str(&notes);
+    }
     if let Err(e) = std::fs::write(&out_file, md) {
         eprintln!("cannot write {out_file}: {e}");
         return ExitCode::FAILURE;
