@@ -16,6 +16,7 @@ mod shutdown;
 mod storm;
 mod stress;
 mod sync;
+mod usability;
 mod workers;
 
 use std::future::Future;

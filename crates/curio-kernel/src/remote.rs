@@ -1,4 +1,19 @@
 //! Other threads' way in: `KernelHandle`, `RemoteTask`, `ExternalWork`.
+//!
+//! `Kernel::handle()` (or `try_handle()` inside a task) returns a `KernelHandle`, which is `Send +
+//! Sync + Clone` and holds only the kernel's `Shared` part (`core.rs`).
+//! `spawn(fut)` takes a `Send` future, sends it to the kernel's remote queue and returns a
+//! `RemoteTask`; the kernel spawns the task in its next cycle, names it `remote`, and gives it no
+//! parent.
+//! A `RemoteTask` is `Send`, is a `Future` of `Result<T, TaskError>` that any executor can await,
+//! has `join_blocking()` for plain threads (it panics on the kernel's own thread, where it would
+//! deadlock), `cancel()` and `id()`.
+//! `wake()` wakes a parked kernel, `cancel(task_id)` requests cancellation of one of its tasks
+//! (found in O(1) through the slot the id carries), and `is_closed()` tells whether it has shut
+//! down; a late `spawn` on a closed kernel reports the task as cancelled.
+//! `external_work()` returns an `ExternalWork` guard that keeps a virtual clock still while work on
+//! another thread will wake a task; the worker pool holds one per job until the job has woken its
+//! task.
 
 use std::fmt;
 use std::future::Future;
@@ -267,12 +282,35 @@ impl<T> RemoteTask<T> {
     ///
     /// # Panics
     ///
-    /// When called on the kernel's own thread while it runs (it would deadlock).
+    /// When called on the kernel's own thread while it runs (it would deadlock); in a debug
+    /// build, when called inside a task of another kernel (it would block that kernel's thread;
+    /// a release build prints a warning).
+    ///
+    /// # Examples
+    ///
+    /// A plain thread waits for a task it spawned on a kernel:
+    ///
+    /// ```
+    /// let mut kernel = curio_kernel::Kernel::new();
+    /// let handle = kernel.handle();
+    /// let t = std::thread::spawn(move || handle.spawn(async { 2 + 2 }).join_blocking());
+    /// let out = kernel.run(curio_kernel::run_until_thread_done(t));
+    /// assert_eq!(out.unwrap().unwrap(), 4);
+    /// ```
+    #[track_caller]
     pub fn join_blocking(self) -> Result<T, TaskError> {
         assert!(
             !with_core(|c| c.is_some_and(|c| c.shared.id == self.shared.id)),
             "RemoteTask::join_blocking called on its own kernel's thread: it would deadlock"
         );
+        if curio_core::current_task_id().is_some() {
+            let msg = "curio: RemoteTask::join_blocking called inside a task of another kernel: \
+                       it blocks that kernel's thread; await the RemoteTask instead";
+            if cfg!(debug_assertions) {
+                panic!("{msg}");
+            }
+            eprintln!("{msg}");
+        }
         let mut st = lock(&self.slot.state);
         loop {
             if let Some(r) = st.result.take() {

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::error::SyncError;
@@ -35,10 +36,10 @@ use crate::waiters::{Key, WaitList};
 ///     assert_eq!(waiter.join().await.unwrap(), "notified");
 /// });
 /// ```
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Condition {
     lock: Lock,
-    waiters: RefCell<WaitList<()>>,
+    waiters: Rc<RefCell<WaitList<()>>>,
 }
 
 impl fmt::Debug for Condition {

@@ -1,6 +1,7 @@
 //! `Event`: a flag tasks can wait for.
 
 use std::panic::Location;
+use std::rc::Rc;
 
 use curio_core::WaitKind;
 use std::cell::RefCell;
@@ -29,9 +30,9 @@ use crate::waiters::{Key, WaitList};
 ///     assert_eq!(waiter.join().await.unwrap(), "woken");
 /// });
 /// ```
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Event {
-    st: RefCell<State>,
+    st: Rc<RefCell<State>>,
     _local: PhantomData<*const ()>,
 }
 

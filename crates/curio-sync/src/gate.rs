@@ -3,13 +3,15 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::waiters::{Key, WaitList};
 
-#[derive(Debug, Default)]
+/// Shared by every clone of the primitive that holds it.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Gate {
-    st: RefCell<GateState>,
+    st: Rc<RefCell<GateState>>,
 }
 
 #[derive(Debug, Default)]
@@ -19,12 +21,17 @@ struct GateState {
 }
 
 impl Gate {
+    /// Whether `other` is a clone of this gate.
+    pub(crate) fn same(&self, other: &Gate) -> bool {
+        Rc::ptr_eq(&self.st, &other.st)
+    }
+
     pub(crate) fn new(permits: usize) -> Gate {
         Gate {
-            st: RefCell::new(GateState {
+            st: Rc::new(RefCell::new(GateState {
                 permits,
                 waiters: WaitList::default(),
-            }),
+            })),
         }
     }
 

@@ -6,7 +6,9 @@
 //! [`PriorityQueue`]) are `!Send`: their wait lists need no lock and no atomic operation. They hand
 //! off FIFO: a release gives the resource to the first waiter, so a newcomer cannot barge; a
 //! cancelled waiter never keeps what it was handed. They need nothing of the kernel but wakers
-//! (and, for `RLock`, the running task's id), so they work on any single-threaded executor.
+//! (and, for `RLock`, the running task's id through curio-core's hook), so they work on any
+//! single-threaded executor. Each is a cheap `Clone` handle, like the Universal types: clones
+//! share one state, so tasks take a clone instead of an `Rc`.
 //!
 //! The Universal types ([`UniversalQueue`], [`UniversalEvent`], [`UniversalPromise`]) are
 //! `Send + Sync` and work the same from a curio task (`.await`), a plain thread (blocking calls,
@@ -20,12 +22,11 @@
 //! # Examples
 //!
 //! ```
-//! use std::rc::Rc;
 //! use curio_sync::{Lock, Queue};
 //!
 //! curio_kernel::run(async {
-//!     let q = Rc::new(Queue::new(1));
-//!     let lock = Rc::new(Lock::new());
+//!     let q = Queue::new(1);
+//!     let lock = Lock::new();
 //!     let (q2, l2) = (q.clone(), lock.clone());
 //!     let producer = curio_kernel::spawn(async move {
 //!         for i in 0..3 {

@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::rc::Rc;
 
 use std::num::NonZeroU64;
 
@@ -30,6 +31,7 @@ use crate::gate::Gate;
 ///     assert!(!lock.locked());
 /// });
 /// ```
+#[derive(Clone)]
 pub struct Lock {
     gate: Gate,
     _local: PhantomData<*const ()>,
@@ -85,7 +87,7 @@ impl Lock {
     }
 
     pub(crate) fn same(&self, other: &Lock) -> bool {
-        std::ptr::eq(self, other)
+        self.gate.same(&other.gate)
     }
 }
 
@@ -125,11 +127,17 @@ impl Drop for LockGuard<'_> {
 ///     assert!(!lock.locked());
 /// });
 /// ```
+#[derive(Clone)]
 pub struct RLock {
     gate: Gate,
+    st: Rc<RLockState>,
+    _local: PhantomData<*const ()>,
+}
+
+/// The owner and depth of an [`RLock`], shared by its clones.
+struct RLockState {
     owner: Cell<Option<NonZeroU64>>,
     count: Cell<usize>,
-    _local: PhantomData<*const ()>,
 }
 
 impl Default for RLock {
@@ -141,8 +149,8 @@ impl Default for RLock {
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RLock")
-            .field("owner", &self.owner.get())
-            .field("count", &self.count.get())
+            .field("owner", &self.st.owner.get())
+            .field("count", &self.st.count.get())
             .finish()
     }
 }
@@ -158,15 +166,17 @@ impl RLock {
     pub fn new() -> RLock {
         RLock {
             gate: Gate::new(1),
-            owner: Cell::new(None),
-            count: Cell::new(0),
+            st: Rc::new(RLockState {
+                owner: Cell::new(None),
+                count: Cell::new(0),
+            }),
             _local: PhantomData,
         }
     }
 
     /// Whether the lock is held.
     pub fn locked(&self) -> bool {
-        self.owner.get().is_some()
+        self.st.owner.get().is_some()
     }
 
     /// Takes the lock, or takes it once more if the running task owns it.
@@ -185,13 +195,13 @@ impl RLock {
 
     async fn acquire_inner(&self) -> Result<(), SyncError> {
         let id = me()?;
-        if self.owner.get() == Some(id) {
-            self.count.set(self.count.get() + 1);
+        if self.st.owner.get() == Some(id) {
+            self.st.count.set(self.st.count.get() + 1);
             return Ok(());
         }
         self.gate.acquire().await;
-        self.owner.set(Some(id));
-        self.count.set(1);
+        self.st.owner.set(Some(id));
+        self.st.count.set(1);
         Ok(())
     }
 
@@ -203,7 +213,7 @@ impl RLock {
     /// outside a task.
     pub fn release(&self) -> Result<(), SyncError> {
         let id = me()?;
-        if self.owner.get() != Some(id) {
+        if self.st.owner.get() != Some(id) {
             return Err(SyncError::NotOwner);
         }
         self.release_level();
@@ -211,10 +221,10 @@ impl RLock {
     }
 
     fn release_level(&self) {
-        let n = self.count.get() - 1;
-        self.count.set(n);
+        let n = self.st.count.get() - 1;
+        self.st.count.set(n);
         if n == 0 {
-            self.owner.set(None);
+            self.st.owner.set(None);
             self.gate.release();
         }
     }

@@ -4,6 +4,7 @@ use curio_core::{WaitKind, at_site};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::rc::Rc;
 
 use crate::error::AlreadySet;
 use crate::event::Event;
@@ -27,14 +28,23 @@ use crate::event::Event;
 /// });
 /// ```
 pub struct Promise<T> {
-    value: RefCell<Option<T>>,
+    value: Rc<RefCell<Option<T>>>,
     ready: Event,
+}
+
+impl<T> Clone for Promise<T> {
+    fn clone(&self) -> Self {
+        Promise {
+            value: self.value.clone(),
+            ready: self.ready.clone(),
+        }
+    }
 }
 
 impl<T> Default for Promise<T> {
     fn default() -> Self {
         Promise {
-            value: RefCell::new(None),
+            value: Rc::new(RefCell::new(None)),
             ready: Event::new(),
         }
     }

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::error::{Empty, Full, SyncError};
@@ -167,8 +168,18 @@ impl<T, S: Storage<T>> State<T, S> {
 /// reserved item is not there yet), while [`is_full`](Self::is_full) and
 /// [`try_put`](Self::try_put) count the reserved place as taken, so a newcomer cannot take it.
 pub struct BaseQueue<T, S: Storage<T>> {
-    st: RefCell<State<T, S>>,
+    st: Rc<RefCell<State<T, S>>>,
     _local: PhantomData<*const ()>,
+}
+
+/// A clone is another handle to the same queue (as with the Universal types).
+impl<T, S: Storage<T>> Clone for BaseQueue<T, S> {
+    fn clone(&self) -> Self {
+        BaseQueue {
+            st: self.st.clone(),
+            _local: PhantomData,
+        }
+    }
 }
 
 /// A first-in, first-out queue (Curio's `Queue`).
@@ -221,7 +232,7 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     /// A queue holding at most `maxsize` items (0: unbounded).
     pub fn new(maxsize: usize) -> Self {
         BaseQueue {
-            st: RefCell::new(State {
+            st: Rc::new(RefCell::new(State {
                 items: S::default(),
                 maxsize,
                 getters: WaitList::default(),
@@ -230,7 +241,7 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
                 joiners: WaitList::default(),
                 handed: 0,
                 reserved: 0,
-            }),
+            })),
             _local: PhantomData,
         }
     }

@@ -27,6 +27,7 @@ use crate::gate::Gate;
 ///     assert_eq!(sema.value(), 1);
 /// });
 /// ```
+#[derive(Clone)]
 pub struct Semaphore {
     gate: Gate,
     bound: Option<usize>,
@@ -145,6 +146,7 @@ impl Drop for SemaphorePermit<'_> {
 /// let sema = BoundedSemaphore::new(1);
 /// assert_eq!(sema.release(), Err(SyncError::TooManyReleases));
 /// ```
+#[derive(Clone)]
 pub struct BoundedSemaphore {
     inner: Semaphore,
 }

@@ -347,7 +347,15 @@ impl<T> UniversalQueue<T> {
     }
 
     /// Adds `item`, blocking this thread while a bounded queue is full.
+    ///
+    /// # Panics
+    ///
+    /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
+    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// Tasks await the async form.
+    #[track_caller]
     pub fn put_blocking(&self, item: T) {
+        forbid_in_task();
         if let Err(Full(_)) = self.put_deadline(item, None) {
             unreachable!("an untimed put only returns once the item is in");
         }
@@ -358,7 +366,15 @@ impl<T> UniversalQueue<T> {
     /// # Errors
     ///
     /// [`Full`] with the item if there was no room in time.
+    ///
+    /// # Panics
+    ///
+    /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
+    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// Tasks await the async form.
+    #[track_caller]
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), Full<T>> {
+        forbid_in_task();
         self.put_deadline(item, Instant::now().checked_add(timeout))
     }
 
@@ -376,7 +392,15 @@ impl<T> UniversalQueue<T> {
     }
 
     /// Takes the next item, blocking this thread until there is one.
+    ///
+    /// # Panics
+    ///
+    /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
+    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// Tasks await the async form.
+    #[track_caller]
     pub fn get_blocking(&self) -> T {
+        forbid_in_task();
         match self.get_deadline(None) {
             Ok(item) => item,
             Err(_) => unreachable!("an untimed get only returns with an item"),
@@ -388,7 +412,15 @@ impl<T> UniversalQueue<T> {
     /// # Errors
     ///
     /// [`WaitTimeout`] if no item came in time.
+    ///
+    /// # Panics
+    ///
+    /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
+    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// Tasks await the async form.
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, WaitTimeout> {
+        forbid_in_task();
         self.get_deadline(Instant::now().checked_add(timeout))
     }
 
@@ -455,7 +487,15 @@ impl<T> UniversalQueue<T> {
     }
 
     /// Blocks this thread until every item put has been marked done.
+    ///
+    /// # Panics
+    ///
+    /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
+    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// Tasks await the async form.
+    #[track_caller]
     pub fn join_blocking(&self) {
+        forbid_in_task();
         let _ = until_blocking(
             &self.inner.all_done,
             None,
@@ -557,7 +597,15 @@ impl UniversalEvent {
     }
 
     /// Blocks this thread until the event is set.
+    ///
+    /// # Panics
+    ///
+    /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
+    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// Tasks await the async form.
+    #[track_caller]
     pub fn wait_blocking(&self) {
+        forbid_in_task();
         let _ = self.wait_deadline(None);
     }
 
@@ -566,7 +614,15 @@ impl UniversalEvent {
     /// # Errors
     ///
     /// [`WaitTimeout`] if it was not set in time.
+    ///
+    /// # Panics
+    ///
+    /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
+    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// Tasks await the async form.
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitTimeout> {
+        forbid_in_task();
         self.wait_deadline(Instant::now().checked_add(timeout))
     }
 
@@ -680,7 +736,15 @@ impl<T: Clone> UniversalPromise<T> {
     }
 
     /// Blocks this thread until the value is set.
+    ///
+    /// # Panics
+    ///
+    /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
+    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// Tasks await the async form.
+    #[track_caller]
     pub fn get_blocking(&self) -> T {
+        forbid_in_task();
         match self.get_deadline(None) {
             Ok(v) => v,
             Err(_) => unreachable!("an untimed wait only returns with the value"),
@@ -692,11 +756,42 @@ impl<T: Clone> UniversalPromise<T> {
     /// # Errors
     ///
     /// [`WaitTimeout`] if it was not set in time.
+    ///
+    /// # Panics
+    ///
+    /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
+    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// Tasks await the async form.
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, WaitTimeout> {
+        forbid_in_task();
         self.get_deadline(Instant::now().checked_add(timeout))
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
         until_blocking(&self.inner.event, None, || self.try_get(), deadline).ok_or(WaitTimeout)
+    }
+}
+
+/// Reports a blocking call made inside a curio task: a panic in debug builds, a warning (once
+/// per process) in release builds.
+#[track_caller]
+fn forbid_in_task() {
+    if curio_core::current_task_id().is_none() {
+        return;
+    }
+    let at = std::panic::Location::caller();
+    let msg = format!(
+        "curio: a blocking call at {}:{} runs inside a curio task: it blocks the kernel's \
+         thread and every task on it (a full queue would deadlock); await the async form instead",
+        at.file(),
+        at.line()
+    );
+    if cfg!(debug_assertions) {
+        panic!("{msg}");
+    }
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{msg} (reported once)");
     }
 }

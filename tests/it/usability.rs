@@ -1,0 +1,98 @@
+//! What a new user trips on (issue 19): blocking calls inside tasks, closable queues, scopes that
+//! wait for their groups, shared handles, fair buffered reads.
+
+use curio::queue::UniversalQueue;
+use curio::spawn;
+
+use crate::vrun;
+
+/// A `*_blocking` call inside a task panics in a debug build with a message that says what to do
+/// (tests build with debug assertions).
+#[test]
+fn blocking_calls_inside_a_task_panic_in_debug() {
+    let q: UniversalQueue<u8> = UniversalQueue::new(1);
+    let q2 = q.clone();
+    let err = vrun(async move {
+        spawn(async move { q2.put_blocking(1) })
+            .join()
+            .await
+            .unwrap_err()
+    });
+    let msg = err.into_panic();
+    let msg = msg
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .unwrap_or_default();
+    assert!(
+        msg.contains("inside a curio task") && msg.contains("await the async form"),
+        "{msg}"
+    );
+    // Outside a task (a plain thread, or here the test's own thread) it blocks as documented.
+    q.put_blocking(7);
+    assert_eq!(q.get_blocking(), 7);
+}
+
+/// Kernel-local primitives are cheap `Clone` handles: clones share one state, so tasks need no
+/// `Rc` around them.
+#[test]
+fn cloned_handles_share_state() {
+    use curio::queue::{LifoQueue, PriorityQueue, Queue};
+    use curio::sync::{BoundedSemaphore, Condition, Event, Lock, Promise, RLock, Semaphore};
+
+    vrun(async {
+        let q: Queue<u32> = Queue::new(0);
+        let q2 = q.clone();
+        let consumer = spawn(async move { q2.get().await });
+        q.put(5).await;
+        assert_eq!(consumer.join().await.unwrap(), 5);
+        let (l, p): (LifoQueue<u8>, PriorityQueue<u8>) = (LifoQueue::new(0), PriorityQueue::new(0));
+        l.clone().try_put(1).unwrap();
+        p.clone().try_put(2).unwrap();
+        assert_eq!((l.len(), p.len()), (1, 1));
+
+        let e = Event::new();
+        let e2 = e.clone();
+        let waiter = spawn(async move { e2.wait().await });
+        curio::yield_now().await;
+        e.set();
+        waiter.join().await.unwrap();
+
+        let lock = Lock::new();
+        let guard = lock.lock().await;
+        assert!(lock.clone().locked());
+        drop(guard);
+        let sem = Semaphore::new(2);
+        let sem2 = sem.clone();
+        let permit = sem2.acquire().await;
+        assert_eq!(sem.value(), 1);
+        drop(permit);
+        let bsem = BoundedSemaphore::new(1);
+        let bsem2 = bsem.clone();
+        let p = bsem2.acquire().await;
+        assert!(bsem.locked());
+        drop(p);
+        let rlock = RLock::new();
+        let rlock2 = rlock.clone();
+        let g = rlock2.lock().await.unwrap();
+        assert!(rlock.locked());
+        drop(g);
+
+        let cond = Condition::new();
+        let c2 = cond.clone();
+        let waiter = spawn(async move {
+            let g = c2.lock().await;
+            let _g = c2.wait(g).await.unwrap();
+        });
+        curio::yield_now().await;
+        let g = cond.lock().await;
+        cond.notify(1).unwrap();
+        drop(g);
+        waiter.join().await.unwrap();
+
+        let promise: Promise<&str> = Promise::new();
+        let p2 = promise.clone();
+        let reader = spawn(async move { p2.get().await });
+        promise.set("done").unwrap();
+        assert_eq!(reader.join().await.unwrap(), "done");
+    });
+}
