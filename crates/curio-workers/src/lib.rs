@@ -15,6 +15,20 @@
 //! Dropping the kernel stops and joins its idle threads; a thread still inside a call is detached
 //! and exits when the call returns.
 //!
+//! Jobs queue in FIFO order when every thread is busy.
+//! [`run_in_thread`] returns a [`RunInThread`] future that submits the closure on its first poll
+//! and holds an `ExternalWork` guard until the job has woken the task, so a virtual clock cannot
+//! jump past a job in flight.
+//! Dropping the future (cancelling the call) returns at once: a job that has not started never
+//! runs, and a running one finishes on its thread as a zombie whose result is dropped.
+//! A panic in the closure is resumed in the calling task, where the kernel contains it like any
+//! task panic.
+//! A panic that escapes a job anyway (the `Drop` of a cancelled call's result, which runs on the
+//! worker) is caught by the worker loop and reported, so no panic ends a worker thread or skips the
+//! pool's accounting; unrun jobs are dropped outside the pool's lock, with panics contained too.
+//! When the kernel is dropped, the pool drops its queued jobs unrun and joins its idle threads, as
+//! well as threads whose call has already delivered its result.
+//!
 //! # Examples
 //!
 //! ```
@@ -24,6 +38,19 @@
 //! assert_eq!(sum, 55);
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod fs;
+mod process;
+mod thread;
+
+pub use crate::process::{
+    DEFAULT_FRAME_LIMIT, DEFAULT_KILL_GRACE, ProcessError, ProcessFn, ProcessPoolConfig, Registry,
+    RunInProcess, WorkerFn, run_in_process, worker_main,
+};
+pub use crate::thread::{
+    AsyncThread, AwaitError, await_future, await_with, is_async_thread, spawn_thread,
+    spawn_thread_named, thread_task_id,
+};
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -72,6 +99,21 @@ pub trait WorkersBuilderExt {
     fn max_worker_threads(self, n: usize) -> Self;
     /// How long an idle worker thread waits for work before it exits (default 10 s).
     fn worker_idle_timeout(self, d: Duration) -> Self;
+    /// The most worker processes of the process pool (default `available_parallelism`); see
+    /// [`ProcessPoolConfig`] for which kernel's setting a process-wide pool uses.
+    fn max_worker_processes(self, n: usize) -> Self;
+    /// The arguments worker processes are started with (default none); a test binary names the
+    /// test that calls [`worker_main`].
+    fn worker_process_args<I, S>(self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString>;
+    /// The largest encoded argument or result of [`run_in_process`] (default
+    /// [`DEFAULT_FRAME_LIMIT`]).
+    fn process_frame_limit(self, bytes: usize) -> Self;
+    /// How long a cancelled worker process has between `SIGTERM` and `SIGKILL` (default
+    /// [`DEFAULT_KILL_GRACE`]).
+    fn worker_kill_grace(self, d: Duration) -> Self;
 }
 
 impl WorkersBuilderExt for curio_kernel::KernelBuilder {
@@ -86,6 +128,38 @@ impl WorkersBuilderExt for curio_kernel::KernelBuilder {
         self.extensions_mut()
             .get_or_default_mut::<PoolConfig>()
             .idle_timeout = Some(d);
+        self
+    }
+
+    fn max_worker_processes(mut self, n: usize) -> Self {
+        self.extensions_mut()
+            .get_or_default_mut::<ProcessPoolConfig>()
+            .max_processes = Some(n);
+        self
+    }
+
+    fn worker_process_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString>,
+    {
+        self.extensions_mut()
+            .get_or_default_mut::<ProcessPoolConfig>()
+            .worker_args = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    fn process_frame_limit(mut self, bytes: usize) -> Self {
+        self.extensions_mut()
+            .get_or_default_mut::<ProcessPoolConfig>()
+            .frame_limit = Some(bytes);
+        self
+    }
+
+    fn worker_kill_grace(mut self, d: Duration) -> Self {
+        self.extensions_mut()
+            .get_or_default_mut::<ProcessPoolConfig>()
+            .kill_grace = Some(d);
         self
     }
 }
