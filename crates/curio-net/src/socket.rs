@@ -1,5 +1,14 @@
 //! What every curio socket shares: a non-blocking descriptor registered with the kernel's
 //! reactor, and Curio's operations on it, each trying the syscall first.
+//!
+//! `Socket<T>` is the core every stream socket shares: an `Async<T>` plus the waiter tokens of the
+//! poll-based `AsyncRead`/`AsyncWrite` impls.
+//! The `stream_socket!` macro gives `TcpStream` and `UnixStream` the same methods (`recv`,
+//! `recv_into`, `send`, `sendall`, `sendall_counted`, `shutdown`, `as_stream`) and trait impls
+//! (`AsyncRead`/`AsyncWrite` on the type and on `&T`, so one task can read while another writes).
+//! A short stream read clears read readiness, so the next read waits for the next edge instead of
+//! making a failing syscall, while the reactor's sticky hang-up bit keeps a close that came with
+//! the data visible.
 
 use std::cell::Cell;
 use std::io;
@@ -102,7 +111,8 @@ impl<T: AsFd> Socket<T> {
         self.io
             .read_with(|s| {
                 if buf.capacity() == 0 {
-                    buf.reserve_exact(self.recv_hint.get().size(max));
+                    // `with_capacity`, not `reserve_exact`: no growth path for an empty vector.
+                    buf = Vec::with_capacity(self.recv_hint.get().size(max));
                 }
                 buf.clear();
                 let cap = buf.capacity();

@@ -13,6 +13,38 @@
 //!
 //! The [`Notifier`] wakes a parked reactor from any thread.
 //!
+//! # Readiness bookkeeping
+//!
+//! - A descriptor is registered only when an operation first reports `EAGAIN` or a task first waits
+//!   for readiness ([`Async::readable`], [`Async::writable`]), so a descriptor that never blocks is
+//!   never registered; it is added once, for both directions, and removed in `Drop` of its `Async`,
+//!   before the descriptor is closed.
+//! - Readiness is kept in user space as two bits per source: a new registration marks the direction
+//!   being waited for as not ready and the other as unknown (so its syscall is tried), an event
+//!   sets them, and they are cleared when an operation reports `EAGAIN` or when a read comes back
+//!   short ([`Async::clear_ready`]), since an edge-triggered descriptor only reports new data with
+//!   a new event.
+//! - Two more bits per source are sticky: a peer's hang-up (`EPOLLRDHUP`) or an error marks a
+//!   direction closed, and clearing readiness never clears them, because the close may have come in
+//!   the same edge as the last data. The `polling` backend cannot report a hang-up apart from data,
+//!   so there `clear_ready` does nothing and a short read costs one more read.
+//! - [`Async::readable`] and [`Async::writable`] wait for the readiness bit without running a
+//!   syscall and without clearing it.
+//! - Each source has one waiter slot per direction: a second task that needs to wait in the same
+//!   direction gets `ResourceBusy`, while one reader plus one writer is fine.
+//! - Operations spend the cooperative budget of `curio-core` (refilled by the kernel before each
+//!   task turn); an operation that finds it empty wakes its own task and returns `Pending`, so an
+//!   always-ready socket cannot starve the other tasks.
+//! - Sources are keyed by slot and generation (a `Key`), so an event for a slot that has since been
+//!   reused is ignored.
+//! - An `Async` belongs to the reactor that registered it: waiting on it while another kernel runs
+//!   is an error, and where no reactor runs (outside a kernel, or in a kernel whose `Park` is not a
+//!   reactor) an operation that would wait fails with an error that says so, instead of hanging.
+//! - Notifiers and registrations hold the reactor weakly: a `notify` after the reactor is gone does
+//!   nothing, and dropping the `Reactor` waits for other threads' brief uses to end, so its
+//!   descriptors are closed on the owner's thread. The wake protocol itself is in `wake.rs`, the
+//!   selectors in `sys/`.
+//!
 //! # Implementation
 //!
 //! This crate starts no threads. The kernel's thread calls [`Reactor::poll`]; wakers registered by
@@ -118,6 +150,11 @@ struct SourceState {
     ready: AtomicU8,
     owner: [AtomicU64; 2],
     wakers: Mutex<[Option<Waker>; 2]>,
+    /// `Direction::bit`s of the slots of `wakers` that hold a waker, changed only under its lock:
+    /// a finished operation and an event with no waiter skip the lock. Read without the lock
+    /// only on the kernel's thread, where wakers are parked and taken, or under the source table's
+    /// lock, which deregistration holds too.
+    parked: AtomicU8,
 }
 
 /// A compile-time check that `Reactor` is not `Send`, on every backend: if it were, both impls
@@ -262,13 +299,21 @@ impl Reactor {
                     bits |= Direction::Write.closed_bit();
                 }
                 src.ready.fetch_or(bits, Ordering::AcqRel);
-                let mut w = lock(&src.wakers);
-                for dir in [Direction::Read, Direction::Write] {
-                    if bits & dir.any_bit() != 0
-                        && let Some(waker) = w[dir as usize].take()
-                    {
-                        wakers.push(waker);
+                let parked = src.parked.load(Ordering::Relaxed);
+                let due = [Direction::Read, Direction::Write]
+                    .into_iter()
+                    .filter(|d| bits & d.any_bit() != 0 && parked & d.bit() != 0)
+                    .fold(0, |acc, d| acc | d.bit());
+                if due != 0 {
+                    let mut w = lock(&src.wakers);
+                    for dir in [Direction::Read, Direction::Write] {
+                        if due & dir.bit() != 0
+                            && let Some(waker) = w[dir as usize].take()
+                        {
+                            wakers.push(waker);
+                        }
                     }
+                    src.parked.store(parked & !due, Ordering::Relaxed);
                 }
             })?;
             if notify_seen {
@@ -471,7 +516,9 @@ impl<T: AsFd> Async<T> {
                 slab.live -= 1;
             }
             // Wakers still parked here belong to futures being dropped; release them now.
-            *lock(&reg.state.wakers) = [None, None];
+            let mut w = lock(&reg.state.wakers);
+            *w = [None, None];
+            reg.state.parked.store(0, Ordering::Relaxed);
         }
     }
 
@@ -489,6 +536,7 @@ impl<T: AsFd> Async<T> {
             ready: AtomicU8::new((Direction::Read.bit() | Direction::Write.bit()) & !waiting.bit()),
             owner: [AtomicU64::new(0), AtomicU64::new(0)],
             wakers: Mutex::new([None, None]),
+            parked: AtomicU8::new(0),
         });
         let key = {
             let mut guard = lock(&reactor.sources);
@@ -633,7 +681,14 @@ impl<T: AsFd> Async<T> {
                 .compare_exchange(*token, 0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                lock(&reg.state.wakers)[dir as usize] = None;
+                let parked = &reg.state.parked;
+                if parked.load(Ordering::Relaxed) & dir.bit() != 0 {
+                    lock(&reg.state.wakers)[dir as usize] = None;
+                    parked.store(
+                        parked.load(Ordering::Relaxed) & !dir.bit(),
+                        Ordering::Relaxed,
+                    );
+                }
             }
         }
         *token = 0;
@@ -778,6 +833,11 @@ fn park_waker(reg: &Registration, dir: Direction, cx: &Context<'_>) {
         Some(old) if old.will_wake(cx.waker()) => {}
         slot => *slot = Some(cx.waker().clone()),
     }
+    let parked = &reg.state.parked;
+    parked.store(
+        parked.load(Ordering::Relaxed) | dir.bit(),
+        Ordering::Relaxed,
+    );
 }
 
 struct Ready<'a, T: AsFd> {
