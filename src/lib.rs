@@ -2,7 +2,9 @@
 //!
 //! A small, explicit kernel runs tasks on one thread. Tasks are cancellable, join through
 //! handles, sleep on the kernel's clock, and talk to other threads through a [`KernelHandle`].
-//! Blocking work goes to a thread pool with [`run_in_thread`]; sockets live in [`net`], child
+//! Blocking work goes to a thread pool with [`run_in_thread`], CPU work to worker processes with
+//! [`run_in_process`], and [`spawn_thread`] starts a thread that can wait for futures on the
+//! kernel ([`await_with`], Curio's `AWAIT`); files live in [`fs`], sockets in [`net`], child
 //! processes in [`process`] and Unix signals in [`signal`].
 //!
 //! This crate is the facade: it only re-exports the workspace's crates
@@ -61,7 +63,10 @@ pub use curio_kernel::{
     try_current_task,
 };
 pub use curio_time::{clock, sleep, sleep_until, yield_now};
-pub use curio_workers::{WorkersBuilderExt, run_in_thread};
+pub use curio_workers::{
+    AsyncThread, WorkersBuilderExt, await_future, await_with, run_in_process, run_in_thread,
+    spawn_thread,
+};
 
 /// The kernel builder's options from every crate, as extension traits: `use curio::prelude::*;`
 /// makes `Kernel::builder().max_worker_threads(4)` and the like available.
@@ -128,12 +133,21 @@ pub mod signal {
     pub use curio_process::signal::*;
 }
 
-/// Worker threads.
+/// Worker threads, async threads (`spawn_thread`, `await_with`) and the process pool
+/// (`run_in_process`, `worker_main`).
 pub mod workers {
     pub use curio_workers::{
-        DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKER_THREADS, PoolConfig, RunInThread, ThreadPool,
-        WorkersBuilderExt, run_in_thread,
+        AsyncThread, AwaitError, DEFAULT_FRAME_LIMIT, DEFAULT_IDLE_TIMEOUT, DEFAULT_KILL_GRACE,
+        DEFAULT_MAX_WORKER_THREADS, PoolConfig, ProcessError, ProcessFn, ProcessPoolConfig,
+        Registry, RunInProcess, RunInThread, ThreadPool, WorkerFn, WorkersBuilderExt, await_future,
+        await_with, is_async_thread, run_in_process, run_in_thread, spawn_thread,
+        spawn_thread_named, thread_task_id, worker_main,
     };
+}
+
+/// Async files on the thread pool: `aopen` and `AsyncFile`, and one-shot reads and writes.
+pub mod fs {
+    pub use curio_workers::fs::*;
 }
 
 /// The lower layers, for crates that extend the kernel.

@@ -164,3 +164,49 @@ fn virtual_clock_waits_for_thread_jobs() {
         });
     assert_eq!(order, ["thread 1", "slept"]);
 }
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the example's main is not used by the test, and its items are pub for readers"
+)]
+#[path = "../../examples/async_thread.rs"]
+mod async_thread_example;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the example's main is not used by the test, and its items are pub for readers"
+)]
+#[path = "../../examples/process_pool.rs"]
+mod process_pool_example;
+
+#[test]
+fn async_thread_example_consumes_the_kernel_queue() {
+    let got = curio::Kernel::builder()
+        .virtual_clock(true)
+        .build()
+        .run(async_thread_example::run(5, Duration::from_millis(100)));
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+}
+
+/// Worker mode for the process pool of this test binary (a no-op in a normal run): workers
+/// re-execute the binary with `--exact workers::process_worker`.
+#[test]
+fn process_worker() {
+    curio::workers::worker_main(&process_pool_example::REGISTRY);
+}
+
+#[test]
+fn process_pool_example_keeps_the_kernel_responsive() {
+    let mut kernel = curio::Kernel::builder()
+        .worker_process_args([
+            "--exact",
+            "workers::process_worker",
+            "--nocapture",
+            "--quiet",
+        ])
+        .build();
+    let (r, _ticks) = kernel.run(process_pool_example::run(20, Duration::from_millis(1)));
+    assert_eq!(r, 6765);
+}
