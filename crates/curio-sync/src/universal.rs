@@ -11,6 +11,10 @@
 //! waiter has announced itself (see [`Waiters`]): while the consumer is busy draining, the
 //! producer's puts cost no lock and no wake, and one wake moves every item put before the woken
 //! side runs.
+//!
+//! A blocking wait (a plain thread's `*_blocking` and `*_timeout`) tries again a few times with
+//! growing pauses, a few microseconds in all, before it listens: the other side usually runs on
+//! another core and is one step away. Async waits never spin; they would hold up their kernel.
 
 use curio_core::{WaitKind, at_site};
 use std::fmt;
