@@ -1,5 +1,8 @@
 //! A randomized stress test of structured concurrency: random trees of tasks and groups
 //! (sleeps, shields, nested timeouts, task-locals) cancelled at random virtual times.
+//!
+//! After each tree, it asserts that no task, timer or task-local is left (`Kernel::task_count`,
+//! `Kernel::timer_count`).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

@@ -1,4 +1,63 @@
 //! Shielding from cancellation, and asking whether a cancellation is pending.
+//!
+//! # The cancellation model
+//!
+//! Cancellation is Rust's: the task's future is dropped, and cleanup is `Drop`.
+//! What Curio adds is where and when that happens, and structured concurrency on top of it: shields
+//! (this module), timeout scopes (`timeout.rs`) and task groups (`group.rs`).
+//! Each keeps its per-task state in a type of its own in the task's header (`cancel/state.rs`,
+//! `timeout/state.rs`, `group/link.rs`).
+//!
+//! ## Requests
+//!
+//! - `cancel_nowait()` (on `Task` or `TaskRef`), `KernelHandle::cancel(id)` and
+//!   `RemoteTask::cancel()` only record a request (`CancelState::requested`, through
+//!   `Header::request_cancel`) and wake the target; the kernel never drops another task's future
+//!   inline.
+//! - The kernel drops the target's future in the target's own next turn, instead of polling it,
+//!   with `current_task()` being the target; `Drop` code therefore runs as the cancelled task,
+//!   never inline in the canceller.
+//! - A request is due when it is recorded and the task's shield depth is zero; the harness
+//!   (`poll_task` in `harness.rs`) checks before it polls the future and again when the poll
+//!   returns `Pending`, so a request that becomes due during a turn (the task cancels itself, or
+//!   its last shield ends) takes effect at the end of that turn.
+//! - `task.cancel().await` records the request and then waits until the target has terminated and
+//!   its future has been dropped; dropping that future leaves the request in place. On the calling
+//!   task itself, `TaskRef::cancel` only records the request.
+//! - Cancel is one-shot: a second request is a no-op, and so is cancelling a terminated task.
+//! - `is_cancelled()` means that cancellation was requested, as Curio's `cancelled` attribute does,
+//!   even if the task then returned normally inside a shield.
+//! - `join()` of a task whose future was dropped by cancellation gives `Err(e)` with
+//!   `e.is_cancelled()`; a task that returned despite a request gives `Ok`.
+//! - A panic inside a `Drop` that cancellation runs is caught and reported like a task panic.
+//! - Cancelling the main task makes `Kernel::run` panic, since it has no output to return.
+//! - A task cancelled before it has ever been polled is dropped in its first turn, so none of its
+//!   code runs.
+//!
+//! ## Shields
+//!
+//! - `disable_cancellation(fut)` returns a `Shield`, which raises the task's shield depth
+//!   (`CancelState::shield`) on its first poll and lowers it when `fut` completes or the `Shield`
+//!   is dropped; shields nest.
+//! - While the depth is above zero the kernel polls the task as usual and the request stays
+//!   pending. When the outermost shield ends with a request pending, the `Shield` wakes the task,
+//!   so the request takes effect at its next suspension; a task that returns without suspending
+//!   again finishes normally.
+//! - Timeout scopes, groups and shutdown go through the same depth: each compares the task's depth
+//!   with the depth it recorded, so nothing in curio-rt drops a future while a shield inside it is
+//!   active. User code can still drop a shield (`select`, `?`, a panic); that is documented, not
+//!   prevented. A shield that never ends makes its task impossible to cancel, and shutdown waits
+//!   for it.
+//! - A shield dropped by another task than its own (it was moved out) finds its task by id in the
+//!   registry, in O(1).
+//! - Inside a shield, `check_cancellation()` returns `Ok(Some(reason))` while a request is pending:
+//!   `Cancelled`, or `TimedOut` when an enclosing timeout scope expired during the shield;
+//!   `Cancelled` wins when both are pending. `cancel_requested().await` completes with the reason
+//!   when one arrives (its waker waits among the header's cancel waiters). Neither clears the
+//!   request, and outside a task both return `Err(NotInTask)`.
+//! - Curio's "catch `CancelledError`, clean up, return" becomes `disable_cancellation(async {
+//!   race(work, cancel_requested()).await; cleanup().await })`, with any select combinator as
+//!   `race`.
 
 use std::fmt;
 use std::future::Future;

@@ -1,5 +1,44 @@
 //! The kernel's state on its thread (`Core`), the part other threads may touch (`Shared`), and the
 //! thread-local that makes the running kernel current.
+//!
+//! # The ready queue and wakes
+//!
+//! The ready queue is a `VecDeque` of entries, each an async-task `Runnable` or a marker for the
+//! main future of the current `Kernel::run` (`Entry::Main`); it is FIFO: a woken task goes to the
+//! back.
+//! The main future is not an async-task task: it stays pinned on `run`'s stack and is polled in
+//! place when its marker comes up, with a header of its own so `current_task()` works in it; a flag
+//! in its waker (`MainWake`) keeps at most one marker in the queue.
+//!
+//! The schedule function that async-task calls must be `Send + Sync`, so `Shared::wake` checks,
+//! through the thread-local, whether the kernel runs on the calling thread.
+//! If it does, the runnable goes onto the local ready queue: no lock, no system call.
+//! If it does not, the runnable goes onto the remote queue (a `concurrent-queue`) and the kernel's
+//! `Unparker` wakes it; with the reactor as the parker, only a wake of a parked kernel writes its
+//! eventfd (`curio-reactor`'s `wake.rs`), and a running kernel sees the wake at its next park.
+//!
+//! # Tasks: the registry and the header pool
+//!
+//! Every live task's header (`header.rs`) sits in the registry, a slab whose slot the task's
+//! `TaskId` carries, so finding a task by id (`KernelHandle::cancel`, a shield dropped by another
+//! task) is O(1), and shutdown can list every task.
+//! When the last reference to a finished task's header goes, the kernel keeps the header in a pool
+//! (at most `HEADER_POOL`) and the next spawn rewrites it in place, so in the steady state a task
+//! costs one allocation, async-task's.
+//! Task ids come from one process-wide counter that starts at 1 (`id.rs`).
+//!
+//! # Parking, time and extensions
+//!
+//! `Core` parks on a `Box<dyn Park>` (`curio_core::Park`): a new `curio_reactor::Reactor` by
+//! default, or whatever `KernelBuilder::park` was given; the box costs one indirect call per park,
+//! at most one per scheduling cycle (two when a virtual clock cannot jump).
+//! A kernel whose parker is not a reactor has no I/O: a socket or pipe operation that would have to
+//! wait fails with an `io::Error` saying that no reactor runs, and never hangs.
+//! Time is read through a `curio_time::TimeDriver` over a `Box<dyn Clock>` (`KernelBuilder::clock`,
+//! or the real or virtual clock).
+//! `config` holds the settings that crates above the kernel registered on the builder
+//! (`curio_core::Extensions`), and `extensions` their per-kernel state (`kernel::extension`),
+//! dropped after all tasks at shutdown.
 
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};

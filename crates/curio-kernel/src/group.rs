@@ -1,4 +1,59 @@
 //! `TaskGroup`: a set of tasks that are joined, or cancelled, together.
+//!
+//! A `TaskGroup<T>` holds its members' `Task<T>` handles in creation order, and a queue of the
+//! non-daemon members that finished, in completion order.
+//! A member's header points back at its group (`Membership::member_of` in `group/link.rs`, a weak
+//! `dyn GroupLink`), and a terminating member reports through it; the header knows no generic group
+//! type.
+//!
+//! - The wait policies are types: `Wait` is a module of the unit structs `All`, `Any`, `Object` and
+//!   `None`. `TaskGroup::new` takes `All`, `Any` or `None` (the `WaitPolicy` trait) for any `T`,
+//!   and counts only panics and cancellation by someone else as failures.
+//!   `TaskGroup::with_outcomes` takes any of the four (the `OutcomePolicy` trait) and needs `T:
+//!   Outcome`, so `Wait::Object`, which needs to know what an object is, compiles only there.
+//! - `Outcome` is implemented for `Option<U>` (`Some` is an object, nothing is a failure) and
+//!   `Result<U, E>` (`Ok` is an object, `Err` is a failure, as a raised exception is in Curio).
+//! - `spawn` and `spawn_daemon` return a `TaskRef`; `add_task` adopts a task and gives it back in
+//!   `AddTaskError` when the group was joined or the task already belongs to a group.
+//! - `join` waits as the policy says (`All`: every non-daemon member; `Any`: the first to finish;
+//!   `Object`: the first object or failure; `None`: nothing), and returns early when a member
+//!   fails. It then cancels the members still running, non-daemons first, then daemons, and waits
+//!   for each batch. Cancellations made by the group itself are not failures.
+//! - After `join`, `completed()` names the member that decided the join, and `outcomes()` (every
+//!   member's `Result<T, TaskError>`, creation order), `result()`, `results()`, `exceptions()` and
+//!   `tasks()` report on the members; before `join` they give `GroupError::NotJoined`.
+//! - A member's outcome lives in its own `Task` handle (`Task::settle`) until a call moves it out,
+//!   so a sibling's failure, `exceptions()` (which hands out copies) or a failed `results()` never
+//!   makes a good output unreachable, and a member taken out by `remove` or `next_done` after the
+//!   join still joins to its real outcome.
+//! - `next_done()` and `next_result()` hand out finished members in completion order, taking them
+//!   out of the group, and give `None` when no non-daemon member is left; `try_next_done()` takes
+//!   one without waiting, and the group is also a `Stream` of finished tasks.
+//! - `remove(&task_ref)` takes a member out, to be joined on its own; its siblings are not
+//!   affected, even if it failed.
+//! - `cancel_remaining()` cancels the running non-daemon members and waits for them; they leave the
+//!   group, and the group stays usable.
+//!
+//! # Cascades
+//!
+//! A group stops its members only through cancellation requests, the same as `Task::cancel`, so
+//! shields and cascades apply to members as to any task.
+//!
+//! - The task that creates a `TaskGroup` owns it: the group is listed, weakly, in the owner's
+//!   header (`Membership::owned`).
+//! - When a request on the owner is due, the harness (`poll_task`) does not poll the owner's
+//!   future. It requests cancellation of the members of the innermost owned group that still has
+//!   live members (`Header::cascade`) and returns `Pending`; each member that terminates wakes the
+//!   owner, and a later turn moves on to the next group outwards. The owner's future is dropped
+//!   only when no group it owns has a live member, so members (shielded ones after their shields)
+//!   finish before their owner.
+//! - A group dropped without being joined (a timeout expired around it, an early `?`), or a `join`
+//!   dropped half-way, requests cancellation of all its members at once and waits for nothing; none
+//!   of them is polled again except to finish a shield.
+//! - Shutdown cancels the remaining tasks newest first under the same rules (`kernel.rs`).
+//! - No group code holds the group's state across a member's termination or a hand join
+//!   (`member_terminated`, `forget`), so their borrows cannot fail; since a skipped notification
+//!   would hang `join`, a failure panics with a message instead of being skipped.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;

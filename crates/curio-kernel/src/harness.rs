@@ -1,6 +1,26 @@
-//! The task harness: what every task turn goes through. It gives the turn its cancellation,
-//! its cascade into the groups the task owns and its panic containment, ends the task, and
-//! holds the future and the output where async-task keeps them.
+//! The task harness: what every task turn goes through. It gives the turn its cancellation, its
+//! cascade into the groups the task owns and its panic containment, ends the task, and holds the
+//! future and the output where async-task keeps them.
+//!
+//! Each turn makes the task current (for the kernel and for `curio-core`'s current-task hook),
+//! refills the cooperative budget, clears the wait-site hook, and polls the future under
+//! `catch_unwind`.
+//! A due cancellation is checked before the poll and again after a `Pending` one; then the owned
+//! groups are cancelled first and the future is dropped in this turn (`cancel.rs` and `group.rs`
+//! describe the rules).
+//!
+//! # Panics
+//!
+//! A panicking task is dropped, the kernel writes one line on stderr (`curio: task 7 (name)
+//! panicked: message`, besides whatever the process's panic hook prints), and `join()` returns a
+//! `TaskError` with `is_panic()`; `into_panic()` hands back the payload for `resume_unwind`.
+//! A panic never takes the kernel down, except a panic in the main task, which propagates out of
+//! `Kernel::run` after the main future has been dropped.
+//! User code that runs in a `Drop` is contained the same way wherever the kernel drops it: a task's
+//! future (in its turn, or in `FutureSlot` when async-task drops it unrun), its task-locals
+//! (`Header::drop_contained`), and its output (`Output<T>`, which async-task drops under
+//! abort-on-panic when nobody joins the task); each such panic is one `curio: task ... panicked
+//! while dropping ...` line and never aborts or unwinds into the run loop.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};

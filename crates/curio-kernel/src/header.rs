@@ -3,6 +3,16 @@
 //! A leaf of the kernel's modules: it knows the state types of the features that keep state per
 //! task (cancellation, timeout scopes, groups, task-locals), each defined by its feature, and
 //! nothing of the kernel that runs it.
+//!
+//! The header keeps what most tasks never use (termination waiters, cancel waiters, armed timeout
+//! scopes, group links, task-locals) in `Extras`, a box allocated on first use, and stores the
+//! task's waker only at its first suspension, so a task that finishes in its first turn, or idles,
+//! stays small (`idle_task_memory` in BENCHMARKS.md).
+//! The task's wait site (`curio_core::WaitSite`), as its last turn left it, is kept here for the
+//! monitor.
+//! Headers are reference counted (`Rc`) beside async-task's cell and recycled by the kernel (see
+//! `core.rs`); what their `Drop` would run of user code (task-locals, group links) stays in
+//! `Extras`, dropped where a panic is caught.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};

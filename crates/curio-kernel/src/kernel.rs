@@ -1,5 +1,45 @@
 //! `Kernel` and its builder: running a main future, single steps, shutdown, and the hooks for
 //! crates that extend the kernel. The cycle itself is in [`scheduler`](crate::scheduler).
+//!
+//! # One kernel per thread
+//!
+//! A thread-local (`core.rs`) records the running kernel.
+//! Calling `run` or `step` while a kernel is running on the thread (for example `curio::run` from
+//! inside a task) panics with a message that says so.
+//! Several `Kernel` values may exist on one thread as long as only one runs at a time, and kernels
+//! on different threads are independent.
+//! A run's main task ends with the run (`MainGuard` terminates and unregisters it however `run` is
+//! left), so shutdown never waits for a main future that no cycle can poll.
+//!
+//! # Shutdown
+//!
+//! `run` shuts its kernel down when the main future returns; a `Kernel` shuts down when it is
+//! dropped, while tasks left after `Kernel::run` returns stay parked for the next `run` or `step`.
+//! Shutdown cancels every remaining task, daemon or not, newest first, and runs cycles until each
+//! has terminated before cancelling the next; it repeats until no task is left, so tasks spawned by
+//! cleanup code are cancelled too.
+//! The rules of the cancellation model (`cancel.rs`) hold: a shielded task finishes its shield
+//! first (a shield that never ends makes shutdown wait), and a group owner is dropped after its
+//! members.
+//! Then the kernel closes its remote queue (a late `KernelHandle::spawn` reports the task as
+//! cancelled) and drops its extensions, which stops the worker pool.
+//!
+//! A `Kernel` dropped inside another kernel's task cannot run its tasks (`discard_tasks`): it
+//! closes its remote queue, drops its ready queue and wakes every parked task, whose runnable the
+//! closed queue refuses and so drops, which drops the future (the header-waker cycle would
+//! otherwise keep it alive); then it drops the tasks' task-locals.
+//! Their `Drop` code runs with the outer kernel current.
+//! Joining a task whose kernel is not the one running on the thread panics with a message that says
+//! so, instead of waiting for ever.
+//!
+//! # Extending the kernel
+//!
+//! Crates above the kernel add options to `KernelBuilder` through extension traits that store a
+//! settings value with `KernelBuilder::extension` (the worker pool's `PoolConfig`); the crate reads
+//! it back in the running kernel with `config`.
+//! `extension::<T>(init)` gives such a crate one value of type `T` per kernel, created on first use
+//! and dropped after all tasks at shutdown (Curio's shutdown callbacks); the worker pool and the
+//! signal listeners live there.
 
 use std::any::{Any, TypeId};
 use std::fmt;

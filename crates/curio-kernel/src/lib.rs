@@ -4,16 +4,18 @@
 //! runs only the tasks that were ready when it began; [`spawn`] and wakes never switch tasks;
 //! [`yield_now`] moves a task to the back of the queue, so no task can starve others.
 //! Tasks are `!Send` futures; a [`Task`] handle joins, waits for or cancels one.
-//! Cancellation drops the task's future in the task's own next turn (see ARCHITECTURE.md, "The
-//! cancellation model"). A panicking task is reported and never takes the kernel down.
+//! Cancellation drops the task's future in the task's own next turn (the docs of `src/cancel.rs`
+//! describe the model). A panicking task is reported and never takes the kernel down.
 //!
 //! Other threads reach a kernel through a [`KernelHandle`]: they spawn `Send` futures on it and wake
 //! it.
 //!
 //! # Implementation
 //!
-//! The kernel starts no threads. It parks on its reactor (`curio-reactor`) until I/O, the next
-//! deadline of its timer queue (`curio-time`), or a wake from another thread.
+//! The kernel starts no threads, except one watcher per [`run_until_thread_done`] call. It parks
+//! on a boxed [`Park`], by default the reactor of `curio-reactor`, until I/O, the next deadline
+//! of its timer queue (`curio-time`), or a wake from another thread, and reads time through a
+//! [`Clock`].
 //! Tasks are allocated by `async-task`; wakes from the kernel's own thread push onto a local queue,
 //! wakes from other threads go through a `concurrent-queue` and one eventfd write.
 //!

@@ -1,4 +1,15 @@
 //! Task-local storage: values per task, inherited by a spawned child as a clone.
+//!
+//! A `TaskLocal<T>`, declared with `task_local! { static NAME: T; }`, is a key: the address of its
+//! `static`, which a non-zero size makes unique.
+//! The values live in the task's header, in its extras, as `(key, Box<dyn LocalValue>)` pairs
+//! (`Locals`, in `local/value.rs`); `set`, `get` (a clone) and `take` work on the running task's
+//! value and return `Err(NotInTask)` outside a task.
+//! A task spawned by another starts with a clone of each of its parent's values (Curio's
+//! inheritance), so `T: Clone`; a task without a parent (the main task, a remote spawn) starts with
+//! none.
+//! The values are dropped when the task terminates, however it terminates, not when its last handle
+//! goes; a panic in their `Drop` is contained and reported (`Header::drop_contained`).
 
 use std::fmt;
 use std::marker::PhantomData;

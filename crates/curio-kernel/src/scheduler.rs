@@ -2,21 +2,29 @@
 //!
 //! Curio's rules, as this module applies them:
 //!
-//! - **One cycle runs only the tasks that were ready when it began**, each once, in FIFO order;
-//!   a task woken or spawned during the cycle runs in the next one. So `spawn`, `Event::set` and
+//! - **One cycle runs only the tasks that were ready when it began**, each once, in FIFO order; a
+//!   task woken or spawned during the cycle runs in the next one. So `spawn`, `Event::set` and
 //!   `Queue::put` never switch tasks, and `yield_now()` puts a task behind every other ready one:
 //!   no task can starve the others by yielding in a loop.
-//! - **Before the tasks run, the kernel parks** ([`plan_park`]): with tasks ready it only looks
-//!   for I/O (a zero timeout), and only every [`EVENT_INTERVAL`] task turns, since a look is a
-//!   system call; with none ready it sleeps until the next timer deadline, an I/O event or an
-//!   unpark from another thread.
+//! - **Before the tasks run, the kernel parks** ([`plan_park`]): with tasks ready it only looks for
+//!   I/O (a zero timeout), and only every [`EVENT_INTERVAL`] task turns, since a look is a system
+//!   call; with none ready it sleeps until the next timer deadline, an I/O event or an unpark from
+//!   another thread.
 //! - Then it drains the remote queue (wakes and spawns from other threads) into the ready queue.
-//! - **A virtual clock jumps** to the next deadline only when nothing else can happen: no task
-//!   was ready, the look found no event, no remote work is queued, and no thread-pool job is
-//!   outstanding (it will wake a task). Otherwise the kernel waits for a wake without moving
-//!   the clock.
-//! - Then expired timers fire (their tasks join the ready queue), and the tasks ready at that
-//!   point run. Each turn refills the cooperative budget (`poll_task`).
+//! - **A virtual clock jumps** to the next deadline only when nothing else can happen: no task was
+//!   ready, the look found no event, no remote work is queued, and no thread-pool job is
+//!   outstanding (it will wake a task). Otherwise the kernel waits for a wake without moving the
+//!   clock.
+//! - Then expired timers fire (their tasks join the ready queue), and the tasks ready at that point
+//!   run. Each turn refills the cooperative budget (`poll_task`).
+//!
+//! So I/O readiness waits at most about `EVENT_INTERVAL` task turns while tasks are ready, and the
+//! tasks of ready descriptors join the queue behind those already there.
+//! I/O that a peer will send later does not hold a virtual clock back: a test that waits on a real
+//! socket under a virtual clock sees its timers fire as soon as the socket is quiet.
+//! `Kernel::step()` runs one cycle whose look for I/O always happens and never blocks, and which
+//! never moves a virtual clock (Curio's `kernel.run()` with no coroutine).
+//! The ready queue, the wake paths and the main future's marker entry are described in `core.rs`.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,4 +1,39 @@
 //! Timeout scopes: `timeout_after`, `timeout_at`, `ignore_after`, `ignore_at`.
+//!
+//! `timeout_after(d, fut)`, `timeout_at(deadline, fut)` and `timeout_after_opt(Option<Duration>,
+//! fut)` give `Result<T, TaskTimeout>`; `ignore_after` and `ignore_at` give `Option<T>`.
+//! `TaskTimeout` is a `Copy` error of its own that carries the expired deadline.
+//! The cancellation model these scopes are part of is described in `cancel.rs`.
+//!
+//! - A scope is lazy. Its first poll records the task's shield depth and takes the scope's number
+//!   among the task's scopes (`ScopeState::seq`, in `timeout/state.rs`); a future that completes
+//!   without suspending costs no clock read and no timer.
+//! - When the future first returns `Pending`, the scope reads the clock, computes its deadline (so
+//!   a `timeout_after` deadline counts from that first suspension), lists itself on the task (an
+//!   `ArmedScope` in the header's extras: number, deadline, and whether it waits for an older
+//!   scope), and registers a timer, or expires at once if the deadline has passed.
+//! - `timeout_after_opt(None, ..)` and a duration beyond the range of `Instant` set no deadline:
+//!   the scope is not listed and registers no timer, and enclosing scopes still apply.
+//! - The timer only wakes the task; the scope acts on the expiry the next time it is polled, in the
+//!   task's own turn:
+//!   - if an older listed scope has expired too, this one stays pending, because the outermost
+//!     expired scope reports and drops this one with the rest of its work; if the older scope is a
+//!     sibling rather than an ancestor, its end wakes the task and this one reports then;
+//!   - if a shield that started inside the scope is active (the task's depth is above the recorded
+//!     one), the scope raises the task's `timed_out` count, which `check_cancellation` reports as
+//!     `TimedOut`, wakes the `cancel_requested` waiters, and reports at the first suspension after
+//!     the shield ends;
+//!   - otherwise it drops its future there and returns `Err(TaskTimeout)`.
+//! - A future that completes in the poll in which its scope would act on the expiry returns `Ok`.
+//! - Nested scopes are independent: an outer expiry drops the inner work and only the outer scope
+//!   reports it, and an inner, longer timeout never extends an outer one.
+//! - Cancelling a task stores its current scope number in `ScopeState::cancel_seq`; a scope entered
+//!   before the cancel disarms at its next poll (cancels its timer and never fires), so timeouts
+//!   never interrupt cleanup, while a scope entered after the cancel (inside a shield, for bounded
+//!   cleanup) works.
+//! - However a scope ends (its future completes, it expires, or it is dropped), it cancels its
+//!   timer in O(1), leaves the task's list and gives back its `timed_out` count: it leaves nothing
+//!   on the task.
 
 use std::fmt;
 use std::future::Future;

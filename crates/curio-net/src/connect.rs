@@ -1,5 +1,12 @@
 //! Opening connections: `create_connection`, `open_connection` with Happy Eyeballs, and
 //! `open_unix_connection`.
+//!
+//! `happy_eyeballs` is generic over targets and connector, so tests can fake both: attempts start a
+//! stagger delay apart in a `Wait::Object` task group, a failure starts the next at once, the first
+//! success wins, and the losers are cancelled and waited for before it returns; when all fail,
+//! `ConnectErrors` lists every error in order.
+//! `open_connection` resolves the name, interleaves the address families and runs it;
+//! `create_connection` binds a source address, then connects.
 
 use std::fmt;
 use std::future::Future;

@@ -1,4 +1,20 @@
 //! Servers: one task per client, in a task group the server owns.
+//!
+//! `run_server_with(listener, handler, options)` works over a small `Listener` trait (TCP and
+//! Unix); `tcp_server`, `unix_server` and `run_server` are its short forms.
+//!
+//! - Each client runs in a task of a `TaskGroup` the server task owns, so cancelling the server
+//!   cancels the clients first; finished clients are reaped with `try_next_done` at each accept.
+//! - A failing handler (an `Err` output, through `ClientOutcome`) or a panicking one is reported on
+//!   stderr and never stops the server.
+//! - An accept error that a resource or a rule caused (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`,
+//!   `EPERM`, `EPROTO`) is logged and retried after `ServerOptions::accept_backoff`; one that a
+//!   single failed connection caused (`ECONNABORTED` and the network errors Linux passes on from
+//!   the new socket) is skipped; only the rest (an unusable listener) stop the server.
+//! - A `ServerShutdown` handle in the options (an atomic flag plus wakers, so any thread may
+//!   trigger it) races every accept: triggered, the server drops its listener, waits for its
+//!   clients with `next_done` up to `ServerOptions::grace_period`, cancels the rest with
+//!   `cancel_remaining`, and returns `Ok(())`.
 
 use std::fmt;
 use std::future::{Future, poll_fn};

@@ -1,5 +1,13 @@
 //! `SocketStream`: buffered, line-aware reads and whole writes over a stream socket (Curio's
 //! `SocketStream`, from `as_stream()`).
+//!
+//! Its read buffer is initialized storage with a start and an end, zeroed only when it grows; what
+//! a read took from the socket stays there until a call returns it, so a cancelled or timed-out
+//! read loses nothing.
+//! `read_exactly` at end-of-file returns an `IncompleteRead` with the partial bytes inside an
+//! `io::Error`; `read_line` honours `max_len`; `bytes_written` tells how much of a cancelled write
+//! went out.
+//! It works over any `AsyncRead + AsyncWrite + Unpin`: sockets, `FileStream`s and TLS streams.
 
 use std::fmt;
 use std::io;

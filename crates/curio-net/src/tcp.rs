@@ -1,4 +1,11 @@
 //! `TcpListener` and `TcpStream`.
+//!
+//! Syscalls go through `rustix`: `recv`, `send` with `MSG_NOSIGNAL`, `accept4` with `SOCK_NONBLOCK
+//! | SOCK_CLOEXEC`, and `connect` with `EINPROGRESS`, then a writability wait and `SO_ERROR`.
+//! `tcp_server_socket` sets `SO_REUSEADDR` and `SO_REUSEPORT` before `bind` and `listen`;
+//! `incoming()` is the accept loop as a `Stream`.
+//! Datagram sockets (`udp.rs`, `unix.rs`) use the standard library's non-blocking calls inside
+//! `read_with` and `write_with`.
 
 use std::fmt;
 use std::io;

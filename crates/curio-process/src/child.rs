@@ -1,4 +1,14 @@
 //! `Child`: a running child process, its pipes, waiting and signals.
+//!
+//! `wait` runs `try_wait` through `Async::read_with` on the child's pidfd, so the first attempt
+//! costs one `waitpid` and only a running child registers the pidfd; without a pidfd it listens for
+//! `SIGCHLD` (a `SignalQueue`) before each `try_wait`.
+//! `communicate` polls the stdin write and both reads in one future and keeps what it read in the
+//! `Child`, so a cancelled or timed-out call loses nothing (`take_output`).
+//! Signals go through the pidfd (`pidfd_send_signal`), never to a pid that may have been recycled,
+//! and nothing is sent after the child was reaped.
+//! A `Child` dropped before its process was reaped goes to the reaper (`reaper.rs`), so every child
+//! is reaped: by `wait`, by `run`, or by the reaper thread.
 
 use std::fmt;
 use std::future::poll_fn;

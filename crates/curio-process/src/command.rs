@@ -1,4 +1,11 @@
 //! `Command`, the builder, and `Stdio`, what a child's standard streams are connected to.
+//!
+//! `Command` wraps `std::process::Command`, which does `fork`/`exec`, the `PATH` search and the NUL
+//! checks, and adds `kill_on_drop`, `stderr_to_stdout` (one pipe, or one file, for both streams),
+//! `input` and `timeout`.
+//! `From<FileStream>` for `Stdio` hands another child's pipe over deregistered and blocking again,
+//! since `O_NONBLOCK` lives on the shared file description.
+//! A spawn error is rewrapped to name the program.
 
 use std::ffi::OsStr;
 use std::fmt;

@@ -1,5 +1,8 @@
 //! `run` and `check_output`, and their errors (Curio's `subprocess.run`, `check_output`,
 //! `CalledProcessError` and `TimeoutExpired`).
+//!
+//! A timed-out run kills and reaps its child, then appends what the pipes hold without waiting (a
+//! grandchild may keep them open).
 
 use std::fmt;
 use std::io;

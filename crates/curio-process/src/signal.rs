@@ -15,6 +15,10 @@
 //! ignored, or performs the default action (by resetting to `SIG_DFL` and raising it again), so
 //! the program behaves as before the first `SignalQueue`.
 //!
+//! Per kernel, an extension holds the kernel's slot of the handler's table (`sys.rs`) and its
+//! listeners; a daemon task, `curio-signals`, waits on the slot's eventfd and hands the pending
+//! bits to the listeners.
+//!
 //! # Examples
 //!
 //! ```

@@ -1,5 +1,9 @@
 //! `FileStream`: a pipe, tty or other pollable descriptor, non-blocking and registered with the
 //! kernel's reactor (Curio's `FileStream`).
+//!
+//! A `FileStream` is an `Async` over a descriptor with the flags to restore (`Fd`); its reads try
+//! first and clear readiness after a short read, as sockets do, and `AsyncRead`/`AsyncWrite` are
+//! implemented on `FileStream` and `&FileStream`, with one waiter slot per direction.
 
 use std::cell::Cell;
 use std::fmt;

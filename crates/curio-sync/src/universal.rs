@@ -15,6 +15,15 @@
 //! A blocking wait (a plain thread's `*_blocking` and `*_timeout`) tries again a few times with
 //! growing pauses, a few microseconds in all, before it listens: the other side usually runs on
 //! another core and is one step away. Async waits never spin; they would hold up their kernel.
+//!
+//! Every wait exists twice: as a `Future` (`.await` from a curio task or a task of any other
+//! runtime) and blocking the thread (`*_blocking`, and `*_timeout` with a deadline), for threads
+//! other than a kernel's.
+//! Between waiters the queue is first come, first served, not a FIFO hand-off: a woken waiter that
+//! finds the item taken listens again.
+//! [`UniversalEvent`] keeps its flag in an atomic and [`UniversalPromise`] its value under a
+//! `std::sync::Mutex`; `sync.rs` swaps these for loom's under `--cfg loom`, and `loom_tests.rs`
+//! model-checks them.
 
 use curio_core::{WaitKind, at_site};
 use std::fmt;

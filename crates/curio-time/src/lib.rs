@@ -10,6 +10,25 @@
 //! the next deadline (because every task is blocked) or when [`advance`] moves it by hand, so tests
 //! of timeouts take no wall time.
 //!
+//! # Sleeps and clocks
+//!
+//! A `Sleep` computes its deadline when [`sleep`] is called (a sleep created before its kernel
+//! runs, as in `curio::run(curio::sleep(d))`, counts from its first poll), registers a timer only
+//! on its first `Pending` poll (an expired deadline registers nothing), and cancels its timer when
+//! dropped.
+//! `sleep(Duration::ZERO)` and [`yield_now`] register nothing: they wake their task and return
+//! `Pending` once.
+//! A duration beyond the range of `Instant` is no deadline: such a `sleep` never ends and registers
+//! nothing, and [`advance`] by such a duration leaves the clock where it is.
+//!
+//! [`RealClock`] reads `Instant::now()` on every call; nothing caches it, so a `sleep(d)` never
+//! ends early.
+//! [`VirtualClock`] starts at the real time and moves only forward, only when told to: the kernel
+//! jumps it when it would otherwise have nothing to do (its scheduler's docs say exactly when), and
+//! [`advance`] (or `Kernel::advance` between runs) moves it by hand for ports of Curio tests that
+//! block the loop with `time.sleep`; the timers it expires fire in the kernel's next cycle.
+//! A user's [`Clock`] can be given to the kernel's builder instead.
+//!
 //! # Implementation
 //!
 //! This crate starts no threads and uses no `unsafe`.

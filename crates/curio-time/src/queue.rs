@@ -4,6 +4,10 @@
 //! and leaves a stale heap record behind, which is skipped when it reaches the top and swept out when
 //! stale records outnumber live ones.
 //! Slots and heap capacity are reused, so a steady state of timers that come and go allocates nothing.
+//!
+//! Each heap record is `(deadline, sequence, slot, generation)`: equal deadlines fire in creation
+//! order, because the sequence number is taken when the `sleep` is created, and the generation
+//! tells a live entry from a reused slot.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
