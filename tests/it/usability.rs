@@ -1,6 +1,8 @@
 //! What a new user trips on (issue 19): blocking calls inside tasks, closable queues, scopes that
 //! wait for their groups, shared handles, fair buffered reads.
 
+use std::rc::Rc;
+
 use curio::queue::UniversalQueue;
 use curio::spawn;
 
@@ -95,4 +97,102 @@ fn cloned_handles_share_state() {
         promise.set("done").unwrap();
         assert_eq!(reader.join().await.unwrap(), "done");
     });
+}
+
+/// Counts live client handlers.
+struct Live(Rc<std::cell::Cell<usize>>);
+
+impl Live {
+    fn new(n: &Rc<std::cell::Cell<usize>>) -> Live {
+        n.set(n.get() + 1);
+        Live(n.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// A curio scope that drops a task group waits for it: when `ignore_after` around `run_server`
+/// returns, no client task is alive (they were cancelled and have terminated), also when the
+/// group was one level deeper, in a task the scope's group owned.
+#[test]
+fn ignore_after_run_server_leaves_no_client_alive() {
+    use curio::net::{TcpListener, TcpStream, run_server};
+    use curio::{TaskGroup, Wait, ignore_after};
+
+    vrun(async {
+        let live = Rc::new(std::cell::Cell::new(0usize));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let l2 = live.clone();
+        let handler = move |c: TcpStream, _| {
+            let l = l2.clone();
+            async move {
+                let _live = Live::new(&l);
+                let _ = c.recv(10).await;
+            }
+        };
+        let seen = Rc::new(std::cell::Cell::new(0usize));
+        let (s2, live2) = (seen.clone(), live.clone());
+        let out = ignore_after(crate::secs(5.0), async move {
+            let server = run_server(listener, handler);
+            let watch = async {
+                // Note the peak while the server runs.
+                loop {
+                    s2.set(s2.get().max(live2.get()));
+                    curio::sleep(crate::ms(10)).await;
+                }
+            };
+            futures_join(server, watch).await
+        })
+        .await;
+        assert!(out.is_none());
+        assert_eq!(seen.get(), 3, "the three clients were being served");
+        assert_eq!(live.get(), 0, "a client task outlived the scope");
+
+        // One level deeper: the server runs in a task of a group the scope drops.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        for _ in 0..2 {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let l2 = live.clone();
+        let out = ignore_after(crate::secs(5.0), async move {
+            let g: TaskGroup<std::io::Result<()>> = TaskGroup::new(Wait::All);
+            g.spawn(run_server(listener, move |c: TcpStream, _| {
+                let l = l2.clone();
+                async move {
+                    let _live = Live::new(&l);
+                    let _ = c.recv(10).await;
+                }
+            }))
+            .unwrap();
+            g.join().await;
+        })
+        .await;
+        assert!(out.is_none());
+        assert_eq!(live.get(), 0, "a client task outlived the scope");
+        drop(clients);
+    });
+}
+
+/// Polls two futures together until the first ends (enough for this test).
+async fn futures_join<A: std::future::Future, B: std::future::Future>(a: A, b: B) {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    std::future::poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }

@@ -48,8 +48,12 @@
 //!   only when no group it owns has a live member, so members (shielded ones after their shields)
 //!   finish before their owner.
 //! - A group dropped without being joined (a timeout expired around it, an early `?`), or a `join`
-//!   dropped half-way, requests cancellation of all its members at once and waits for nothing; none
-//!   of them is polled again except to finish a shield.
+//!   dropped half-way, requests cancellation of all its members at once; none of them is polled
+//!   again except to finish a shield. The dropped group's live members become the owner's
+//!   *orphans*: a curio scope that dropped the group (an expiring `timeout_*`/`ignore_*`) reports
+//!   only once they have terminated, and so does the owner's own cancellation (`cascade`), so
+//!   nothing started inside a scope outlives it. A drop that curio does not control (`select!`,
+//!   `?`, a user's `drop`) cannot wait; `cancel_remaining().await` before leaving does.
 //! - Shutdown cancels the remaining tasks newest first under the same rules (`kernel.rs`).
 //! - No group code holds the group's state across a member's termination or a hand join
 //!   (`member_terminated`, `forget`), so their borrows cannot fail; since a skipped notification
@@ -339,7 +343,12 @@ impl<T: 'static> Inner<T> {
 ///
 /// The task that creates a group owns it: cancelling the owner cancels the group's members first
 /// (innermost group first) and waits for them. A group dropped without being joined (its owner
-/// timed out or returned early) requests cancellation of all its members at once.
+/// timed out or returned early) requests cancellation of all its members at once. When a curio
+/// scope drops it (a `timeout_after`/`ignore_after` expiring around it, the owner's
+/// cancellation, kernel shutdown), the scope waits until those members have terminated before it
+/// reports, so code after the scope sees nothing it started still alive. **A drop that curio
+/// does not control (a `select!`, `?`, an explicit `drop`) cannot wait**: call
+/// [`cancel_remaining`](Self::cancel_remaining)`.await` first when that matters.
 ///
 /// # Examples
 ///
@@ -898,7 +907,17 @@ impl<T: 'static> Drop for JoinGuard<'_, T> {
 impl<T: 'static> Drop for TaskGroup<T> {
     fn drop(&mut self) {
         if !self.inner.state.borrow().joined {
-            self.inner.cancel_members();
+            let live = self.inner.cancel_live(|_| true);
+            // The owner keeps the members it could not wait for: a curio scope that dropped the
+            // group (an expired timeout) waits for them before it reports, and so does the
+            // owner's own cancellation.
+            if let Some(owner) = &self.inner.owner
+                && !live.is_empty()
+            {
+                let mut ext = owner.ext_mut();
+                ext.orphans.retain(|h| !h.is_terminated());
+                ext.orphans.extend(live.iter().map(|t| t.header.clone()));
+            }
         }
         let members = std::mem::take(&mut self.inner.state.borrow_mut().members);
         for m in &members {

@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 use std::task::Waker;
 
 use curio_core::WaitSite;
@@ -87,6 +87,9 @@ pub(crate) struct Extras {
     pub(crate) group: Membership,
     /// Task-local values.
     pub(crate) locals: Locals,
+    /// Members of groups this task dropped without joining: their cancellation is requested,
+    /// and the scope that dropped the group (or this task's own cancellation) waits for them.
+    pub(crate) orphans: Vec<Rc<Header>>,
 }
 
 /// What the kernel and every handle share about one task.
@@ -210,6 +213,18 @@ impl Header {
     /// Cancels the members of the innermost owned group that still has live members; `true`
     /// while any group member is still alive (the owner must wait for it).
     pub(crate) fn cascade(&self) -> bool {
+        let orphans_alive = self.ext.borrow_mut().as_mut().is_some_and(|e| {
+            e.orphans.retain(|h| !h.is_terminated());
+            !e.orphans.is_empty()
+        });
+        if orphans_alive {
+            // Their groups are gone, so nothing else tells this task when they end.
+            let waker = self.waker.borrow().clone();
+            if let Some(w) = waker {
+                wait_for_orphans(self, &w);
+            }
+            return true;
+        }
         let groups: Vec<_> = self
             .with_ext(|e| e.group.owned.iter().rev().cloned().collect())
             .unwrap_or_default();
@@ -244,6 +259,21 @@ impl Header {
         self.drop_contained("its task-locals", ext);
     }
 
+    /// Takes the orphans added since the list had `mark` entries (the members of the groups a
+    /// scope just dropped).
+    pub(crate) fn take_orphans_since(&self, mark: usize) -> Vec<Rc<Header>> {
+        self.ext
+            .borrow_mut()
+            .as_mut()
+            .map(|e| e.orphans.split_off(mark.min(e.orphans.len())))
+            .unwrap_or_default()
+    }
+
+    /// How many orphans the task has now.
+    pub(crate) fn orphan_count(&self) -> usize {
+        self.with_ext(|e| e.orphans.len()).unwrap_or(0)
+    }
+
     /// An error naming this task.
     pub(crate) fn error(&self, kind: ErrorKind) -> TaskError {
         TaskError {
@@ -251,5 +281,25 @@ impl Header {
             name: Cow::Owned(self.name.as_str().to_owned()),
             kind,
         }
+    }
+}
+
+/// Makes `waker` wake when each of `owner`'s live orphans terminates.
+fn wait_for_orphans(owner: &Header, waker: &Waker) {
+    let orphans: Vec<Rc<Header>> = owner.with_ext(|e| e.orphans.clone()).unwrap_or_default();
+    for o in orphans {
+        add_termination_waiter(&o, waker);
+    }
+}
+
+/// Makes `waker` wake when `h` terminates (at once if it has).
+pub(crate) fn add_termination_waiter(h: &Header, waker: &Waker) {
+    if h.is_terminated() {
+        waker.wake_by_ref();
+        return;
+    }
+    let mut e = h.ext_mut();
+    if !e.waiters.iter().any(|w| w.will_wake(waker)) {
+        e.waiters.push(waker.clone());
     }
 }

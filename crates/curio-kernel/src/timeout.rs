@@ -47,7 +47,9 @@ use pin_project_lite::pin_project;
 pub(crate) mod state;
 
 use crate::core::with_core;
-use crate::header::Header;
+use std::rc::Rc;
+
+use crate::header::{Header, add_termination_waiter};
 use crate::timeout::state::ArmedScope;
 
 /// A timeout expired: the deadline of the scope that reports it.
@@ -104,6 +106,10 @@ pin_project! {
         inner: Option<F>,
         deadline: Deadline,
         scope: Scope,
+        // The scope expired and dropped its work: it reports once the members of the task
+        // groups that work dropped have terminated.
+        expired: Option<Instant>,
+        orphans: Vec<Rc<Header>>,
     }
 
     impl<F> PinnedDrop for Timeout<F> {
@@ -193,6 +199,11 @@ impl Scope {
 /// # Panics
 ///
 /// When polled outside a curio task.
+///
+/// When the deadline passes, the scope drops `fut` in the task's own turn; task groups created
+/// inside `fut` are dropped with it, their members are cancelled, and the scope reports only once
+/// they have terminated (shielded ones after their shields): nothing started inside the scope
+/// is alive when it returns `Err`.
 ///
 /// # Cancel safety
 ///
@@ -313,6 +324,8 @@ impl<F> Timeout<F> {
             inner: Some(fut),
             deadline,
             scope: Scope::default(),
+            expired: None,
+            orphans: Vec::new(),
         }
     }
 }
@@ -322,6 +335,9 @@ impl<F: Future> Future for Timeout<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        if let Some(deadline) = *this.expired {
+            return poll_orphans(this.orphans, cx).map(|()| Err(TaskTimeout { deadline }));
+        }
         let scope = &mut *this.scope;
         if !scope.started {
             scope.started = true;
@@ -428,11 +444,32 @@ impl<F: Future> Future for Timeout<F> {
         });
         match expired {
             Some(deadline) => {
-                // Dropped here, in the task's own turn, like a cancelled task's future.
+                // Dropped here, in the task's own turn, like a cancelled task's future. Task
+                // groups created inside are dropped with it: their members are cancelled, and
+                // the scope reports only once they have terminated (Curio's and trio's
+                // guarantee that nothing started inside a scope outlives it).
+                let h = crate::core::current_header();
+                let mark = h.as_ref().map_or(0, |h| h.orphan_count());
                 this.inner.set(None);
-                Poll::Ready(Err(TaskTimeout { deadline }))
+                if let Some(h) = h {
+                    *this.orphans = h.take_orphans_since(mark);
+                }
+                *this.expired = Some(deadline);
+                poll_orphans(this.orphans, cx).map(|()| Err(TaskTimeout { deadline }))
             }
             None => Poll::Pending,
         }
     }
+}
+
+/// Waits until every task in `orphans` has terminated.
+fn poll_orphans(orphans: &mut Vec<Rc<Header>>, cx: &Context<'_>) -> Poll<()> {
+    orphans.retain(|h| !h.is_terminated());
+    if orphans.is_empty() {
+        return Poll::Ready(());
+    }
+    for h in orphans.iter() {
+        add_termination_waiter(h, cx.waker());
+    }
+    Poll::Pending
 }

@@ -238,7 +238,10 @@ async fn until_shutdown<F: Future>(stop: Option<&ServerShutdown>, fut: F) -> Opt
 ///
 /// # Cancel safety
 ///
-/// Dropping (cancelling) the server closes the listener and cancels every client task.
+/// Cancelling the server's task, or a curio scope around it expiring (`timeout_after`,
+/// `ignore_after`), closes the listener, cancels every client task and waits until they have
+/// terminated. A drop that curio does not control (`select!`, an explicit `drop` of the future)
+/// only requests their cancellation: they end in their own turns, after the drop returns.
 pub async fn tcp_server<H, Fut>(addr: impl ToSocketAddrs, handler: H) -> io::Result<()>
 where
     H: Fn(TcpStream, SocketAddr) -> Fut + 'static,
@@ -292,7 +295,10 @@ where
 ///
 /// # Cancel safety
 ///
-/// Dropping (cancelling) the server cancels every client task.
+/// Cancelling the server's task, or a curio scope around it expiring (`timeout_after`,
+/// `ignore_after`), cancels every client task and waits until they have terminated. A drop
+/// that curio does not control (`select!`, an explicit `drop` of the future) only requests
+/// their cancellation: they end in their own turns, after the drop returns.
 pub async fn unix_server<H, Fut>(path: impl AsRef<Path>, handler: H) -> io::Result<()>
 where
     H: Fn(UnixStream, std::os::unix::net::SocketAddr) -> Fut + 'static,
@@ -324,7 +330,10 @@ where
 ///
 /// # Cancel safety
 ///
-/// Dropping (cancelling) the server cancels every client task.
+/// Cancelling the server's task, or a curio scope around it expiring (`timeout_after`,
+/// `ignore_after`), cancels every client task and waits until they have terminated. A drop
+/// that curio does not control (`select!`, an explicit `drop` of the future) only requests
+/// their cancellation: they end in their own turns, after the drop returns.
 pub async fn run_server<L, H, Fut>(listener: L, handler: H) -> io::Result<()>
 where
     L: Listener,

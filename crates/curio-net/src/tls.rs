@@ -915,7 +915,9 @@ pub async fn open_tls_connection(
 ///
 /// # Cancel safety
 ///
-/// Dropping (cancelling) the server closes the listener and cancels every client task.
+/// As [`tcp_server`](crate::tcp_server): cancelling the server's task, or a curio scope around
+/// it expiring, closes the listener and cancels every client task and waits for them; a drop
+/// curio does not control only requests their cancellation.
 ///
 /// # Examples
 ///
@@ -967,7 +969,9 @@ where
 ///
 /// # Cancel safety
 ///
-/// Dropping (cancelling) the server cancels every client task.
+/// As [`run_server`](crate::run_server): cancelling the server's task, or a curio scope around
+/// it expiring, cancels every client task and waits for them; a drop curio does not control
+/// only requests their cancellation.
 pub async fn run_tls_server<L, H, Fut>(
     listener: L,
     acceptor: TlsAcceptor,
@@ -991,7 +995,9 @@ where
 ///
 /// # Cancel safety
 ///
-/// Dropping (cancelling) the server cancels every client task.
+/// As [`run_server`](crate::run_server): cancelling the server's task, or a curio scope around
+/// it expiring, cancels every client task and waits for them; a drop curio does not control
+/// only requests their cancellation.
 pub async fn run_tls_server_with<L, H, Fut>(
     listener: L,
     acceptor: TlsAcceptor,

@@ -28,6 +28,23 @@ struct ParkLog {
 struct Flag {
     set: Mutex<bool>,
     cond: Condvar,
+    /// Parks without a timeout so far: another thread can wait until the kernel sleeps.
+    idle_parks: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl Flag {
+    /// Blocks until the kernel has entered `park(None)` at least once.
+    fn wait_until_idle(&self) {
+        let mut n = self.idle_parks.lock().unwrap();
+        while *n == 0 {
+            n = self
+                .idle
+                .wait_timeout(n, Duration::from_secs(10))
+                .unwrap()
+                .0;
+        }
+    }
 }
 
 impl Unpark for Flag {
@@ -52,6 +69,8 @@ impl Park for FakePark {
         match timeout {
             Some(t) => self.clock.pass(t),
             None => {
+                *self.flag.idle_parks.lock().unwrap() += 1;
+                self.flag.idle.notify_all();
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while !*set {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -111,18 +130,27 @@ impl Clock for ManualClock {
 
 /// A kernel on a fake parker and a manual clock, with what they record.
 fn fake_kernel(is_virtual: bool) -> (Kernel, Rc<RefCell<ParkLog>>, ManualClock) {
+    let (kernel, log, clock, _flag) = fake_kernel_with_flag(is_virtual);
+    (kernel, log, clock)
+}
+
+/// As [`fake_kernel`], with the parker's cross-thread flag.
+fn fake_kernel_with_flag(
+    is_virtual: bool,
+) -> (Kernel, Rc<RefCell<ParkLog>>, ManualClock, Arc<Flag>) {
     let log = Rc::new(RefCell::new(ParkLog::default()));
     let clock = ManualClock::new(is_virtual);
+    let flag: Arc<Flag> = Arc::default();
     let park = FakePark {
         log: log.clone(),
         clock: clock.clone(),
-        flag: Arc::default(),
+        flag: flag.clone(),
     };
     let kernel = Kernel::builder()
         .park(Box::new(park))
         .clock(Box::new(clock.clone()))
         .build();
-    (kernel, log, clock)
+    (kernel, log, clock, flag)
 }
 
 #[test]
@@ -236,10 +264,14 @@ fn the_budget_is_refilled_each_turn() {
 
 #[test]
 fn another_threads_spawn_unparks_the_kernel() {
-    let (mut kernel, log, _clock) = fake_kernel(false);
+    let (mut kernel, log, _clock, flag) = fake_kernel_with_flag(false);
     let handle = kernel.handle();
     let out = kernel.run(async move {
-        let t = std::thread::spawn(move || handle.spawn(async { 6 * 7 }).join_blocking());
+        let t = std::thread::spawn(move || {
+            // Only once the kernel sleeps with nothing to do: the spawn must unpark it.
+            flag.wait_until_idle();
+            handle.spawn(async { 6 * 7 }).join_blocking()
+        });
         run_until_thread_done(t).await
     });
     assert_eq!(out.unwrap().unwrap(), 42);
