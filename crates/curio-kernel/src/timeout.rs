@@ -23,7 +23,9 @@
 //!     one), the scope raises the task's `timed_out` count, which `check_cancellation` reports as
 //!     `TimedOut`, wakes the `cancel_requested` waiters, and reports at the first suspension after
 //!     the shield ends;
-//!   - otherwise it drops its future there and returns `Err(TaskTimeout)`.
+//!   - otherwise it drops its future there and returns `Err(TaskTimeout)` once the members of the
+//!     task groups that the drop cancelled (the task's new *orphans*) have terminated, so nothing
+//!     started inside the scope outlives it.
 //! - A future that completes in the poll in which its scope would act on the expiry returns `Ok`.
 //! - Nested scopes are independent: an outer expiry drops the inner work and only the outer scope
 //!   reports it, and an inner, longer timeout never extends an outer one.
