@@ -196,3 +196,83 @@ async fn futures_join<A: std::future::Future, B: std::future::Future>(a: A, b: B
     })
     .await
 }
+
+/// Under `Wait::Any`, a member taken out by `next_result` decides the group: `join` then cancels
+/// the other at once instead of waiting for a second member to finish.
+#[test]
+fn wait_any_is_decided_by_a_member_taken_out() {
+    use curio::{TaskGroup, Wait};
+
+    vrun(async {
+        let g: TaskGroup<&str> = TaskGroup::new(Wait::Any);
+        let reader = g.spawn(async { "reader done" }).unwrap();
+        let writer = g
+            .spawn(async {
+                std::future::pending::<()>().await;
+                "never"
+            })
+            .unwrap();
+        assert_eq!(g.next_result().await.unwrap().unwrap(), "reader done");
+        let start = curio::clock();
+        g.join().await;
+        assert_eq!(curio::clock(), start, "join returned at once");
+        assert!(writer.is_terminated() && writer.is_cancelled());
+        assert_eq!(g.completed().unwrap().map(|t| t.id()), Some(reader.id()));
+        assert_eq!(g.len(), 1, "the cancelled writer is still a member");
+    });
+}
+
+/// A `SocketStream` whose buffer holds thousands of lines cannot starve another task: reads served
+/// from the buffer spend the cooperative budget, so the reader yields after a budget's worth.
+#[test]
+fn buffered_reads_cannot_starve_other_tasks() {
+    use std::cell::Cell;
+
+    use curio::net::{SocketStream, UnixStream};
+
+    const LINES: usize = 5000;
+    vrun(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut data = Vec::new();
+        for i in 0..LINES {
+            data.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        let writer = spawn(async move {
+            b.sendall(&data).await.unwrap();
+            b
+        });
+        let since_tick = Rc::new(Cell::new(0usize));
+        let worst = Rc::new(Cell::new(0usize));
+        let done = Rc::new(Cell::new(false));
+        let (s2, d2) = (since_tick.clone(), done.clone());
+        let reader = spawn(async move {
+            let mut s = SocketStream::new(a);
+            // Fill the buffer first, so every later line is served from it.
+            let mut n = 0;
+            while n < LINES {
+                let line = s.read_line(100).await.unwrap();
+                assert!(!line.is_empty());
+                n += 1;
+                s2.set(s2.get() + 1);
+            }
+            d2.set(true);
+        });
+        let (s3, w3, d3) = (since_tick.clone(), worst.clone(), done.clone());
+        let ticker = spawn(async move {
+            while !d3.get() {
+                w3.set(w3.get().max(s3.get()));
+                s3.set(0);
+                curio::yield_now().await;
+            }
+        });
+        reader.join().await.unwrap();
+        ticker.join().await.unwrap();
+        drop(writer.join().await.unwrap());
+        let budget = curio::rt::BUDGET_PER_TURN as usize;
+        assert!(
+            worst.get() <= budget,
+            "{} lines in one turn of the reader (budget {budget})",
+            worst.get()
+        );
+    });
+}

@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::panic::Location;
 
 use crate::id::TaskId;
 
@@ -27,6 +28,9 @@ pub(crate) enum ErrorKind {
 pub struct TaskError {
     pub(crate) id: TaskId,
     pub(crate) name: Cow<'static, str>,
+    /// Where the task was spawned, shown with its name: a default name is the future's type
+    /// path, which for an `async` block is the enclosing function's.
+    pub(crate) spawned_at: Option<&'static Location<'static>>,
     pub(crate) kind: ErrorKind,
 }
 
@@ -35,6 +39,7 @@ impl TaskError {
         TaskError {
             id,
             name,
+            spawned_at: None,
             kind: ErrorKind::Cancelled,
         }
     }
@@ -47,6 +52,7 @@ impl TaskError {
         TaskError {
             id,
             name,
+            spawned_at: None,
             kind: ErrorKind::Panic(payload),
         }
     }
@@ -93,6 +99,7 @@ impl TaskError {
         TaskError {
             id: self.id,
             name: self.name.clone(),
+            spawned_at: self.spawned_at,
             kind,
         }
     }
@@ -126,15 +133,13 @@ impl fmt::Debug for TaskError {
 
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {} ({}", self.id, self.name)?;
+        if let Some(at) = self.spawned_at {
+            write!(f, ", spawned at {}:{}", at.file(), at.line())?;
+        }
         match &self.kind {
-            ErrorKind::Cancelled => write!(f, "task {} ({}) was cancelled", self.id, self.name),
-            ErrorKind::Panic(p) => write!(
-                f,
-                "task {} ({}) panicked: {}",
-                self.id,
-                self.name,
-                panic_message(&**p)
-            ),
+            ErrorKind::Cancelled => f.write_str(") was cancelled"),
+            ErrorKind::Panic(p) => write!(f, ") panicked: {}", panic_message(&**p)),
         }
     }
 }

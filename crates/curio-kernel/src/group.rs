@@ -92,7 +92,10 @@ pub mod Wait {
     /// Wait for every member (the default).
     #[derive(Debug, Clone, Copy, Default)]
     pub struct All;
-    /// Wait for the first member to finish.
+    /// Wait for the first member to finish. A member taken out by `next_done` or `next_result`
+    /// counts: once one has finished that way, the group is decided, and `join` cancels the
+    /// others without waiting for another to finish (the reader/writer pair pattern: take the
+    /// first with `next_result`, then `join` to stop the other).
     #[derive(Debug, Clone, Copy)]
     pub struct Any;
     /// Wait for the first member that returns an object (`Some`, `Ok`) or fails.
@@ -261,6 +264,10 @@ struct State<T> {
     joined: bool,
     completed: Option<TaskRef>,
     completed_id: Option<TaskId>,
+    /// A member taken out by `next_done`/`next_result` decided the join under the group's
+    /// policy (the first to finish under `Wait::Any`, an object or a failure under
+    /// `Wait::Object`, a failure under any policy): `join` waits for no other.
+    decided: bool,
 }
 
 /// Says of an output whether it is a failure and whether it is an object.
@@ -405,6 +412,7 @@ impl<T: 'static> TaskGroup<T> {
                 joined: false,
                 completed: None,
                 completed_id: None,
+                decided: false,
             }),
         });
         if let Some(owner) = owner {
@@ -539,7 +547,25 @@ impl<T: 'static> TaskGroup<T> {
             else {
                 continue;
             };
-            let m = st.members.remove(pos);
+            let mut m = st.members.remove(pos);
+            // A member taken out still counts for the group's policy: under `Wait::Any` the
+            // first one decides the join, so a later `join` does not wait for another.
+            let by_group = m.by_group;
+            if let Some((failure, object)) = m.task.settle().map(|r| self.classify(r, by_group)) {
+                let decides = match self.inner.policy {
+                    Policy::Any => true,
+                    Policy::Object => object || failure,
+                    Policy::All => failure,
+                    Policy::None => false,
+                };
+                if decides {
+                    st.decided = true;
+                    if st.completed.is_none() {
+                        st.completed = Some(m.task.task_ref());
+                        st.completed_id = Some(id);
+                    }
+                }
+            }
             drop(st);
             m.task.header().take_member_of();
             return Poll::Ready(Some(m.task));
@@ -638,6 +664,9 @@ impl<T: 'static> TaskGroup<T> {
         loop {
             let next = {
                 let mut st = self.inner.state.borrow_mut();
+                if st.decided {
+                    return Poll::Ready(());
+                }
                 match st.done.pop_front() {
                     Some(id) => id,
                     None => {
@@ -856,7 +885,10 @@ impl<T: 'static> TaskGroup<T> {
             .collect())
     }
 
-    /// Members not yet taken out (daemons included).
+    /// Members not yet taken out by [`remove`](Self::remove), [`next_done`](Self::next_done) or
+    /// [`next_result`](Self::next_result), daemons included. After [`join`](Self::join) it still
+    /// counts the members the join cancelled: they stay in the group with their outcomes (see
+    /// [`outcomes`](Self::outcomes)) until taken out.
     pub fn len(&self) -> usize {
         self.inner.state.borrow().members.len()
     }

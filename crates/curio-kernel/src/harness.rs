@@ -97,9 +97,11 @@ pub(crate) fn poll_task<F: Future>(
             Err(payload) => {
                 drop_future(h, slot.as_mut());
                 eprintln!(
-                    "curio: task {} ({}) panicked: {}",
+                    "curio: task {} ({}, spawned at {}:{}) panicked: {}",
                     h.id,
                     h.name.as_str(),
+                    h.location.file(),
+                    h.location.line(),
                     panic_message(&*payload)
                 );
                 terminate(h, core);

@@ -279,6 +279,7 @@ impl Header {
         TaskError {
             id: self.id,
             name: Cow::Owned(self.name.as_str().to_owned()),
+            spawned_at: Some(self.location),
             kind,
         }
     }

@@ -163,6 +163,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SocketStream<S> {
         std::future::poll_fn(|cx| self.poll_fill(cx)).await
     }
 
+    /// A read served from the buffer makes no system call and never suspends, so it spends the
+    /// cooperative budget itself: a client with thousands of buffered lines yields after a
+    /// budget's worth, and cannot keep the other tasks waiting (nothing is taken first, so this
+    /// is cancel safe).
+    async fn coop(&self) {
+        std::future::poll_fn(|cx| {
+            if curio_core::consume_budget() {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
     /// Reads up to `max` bytes: what is buffered, or else one read from the socket. An empty
     /// vector means end-of-file.
     ///
@@ -176,6 +192,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SocketStream<S> {
     pub async fn read(&mut self, max: usize) -> io::Result<Vec<u8>> {
         if self.buffered().is_empty() {
             self.fill().await?;
+        } else {
+            self.coop().await;
         }
         let n = self.buffered().len().min(max);
         Ok(self.take(n))
@@ -207,6 +225,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SocketStream<S> {
     ///
     /// Cancel safe: what was read stays buffered.
     pub async fn read_exactly(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        if self.buffered().len() >= n {
+            self.coop().await;
+        }
         while self.buffered().len() < n {
             if self.fill().await? == 0 {
                 let got = self.buffered().len();
@@ -232,6 +253,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SocketStream<S> {
     fn poll_line(&mut self, cx: &mut Context<'_>, max_len: usize) -> Poll<io::Result<Vec<u8>>> {
         loop {
             if let Some(end) = self.line_end(max_len) {
+                // Served from the buffer: spend the budget (see `coop`).
+                if !curio_core::consume_budget() {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 return Poll::Ready(Ok(self.take(end)));
             }
             if self.buffered().len() >= max_len {
