@@ -14,11 +14,15 @@
 //! # Threads
 //!
 //! The pool is process-wide, shared by every kernel, and lives while some kernel that used it is
-//! alive; the last such kernel's drop shuts it down and reaps its workers. Each worker process
-//! has a manager thread (`curio-procpool`) that writes requests, reads replies and waits for
-//! cancellation on an eventfd, so no kernel's thread ever blocks on a worker.
+//! alive; the last such kernel's drop shuts it down and reaps its workers. A call leases an idle
+//! worker (or starts one, up to the pool's size, or waits for one to come free) and talks to it
+//! from the calling kernel's thread through that kernel's reactor: a round trip costs the same
+//! two wake-ups as a pipe to a child. The socket is registered for the call only, so the next
+//! call may come from another kernel. A cancelled call's worker is killed by a short-lived
+//! `curio-procpool-reaper` thread (`SIGTERM`, the grace period, `SIGKILL`, `waitpid`), so no
+//! kernel's thread waits for it; each worker runs one `curio-worker-watch` thread that exits it
+//! when the parent goes.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
@@ -29,13 +33,13 @@ use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use curio_kernel::ExternalWork;
-use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::event::{PollFd, PollFlags, Timespec};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -299,15 +303,17 @@ fn serve(registry: &Registry) -> io::Result<()> {
     let null = std::fs::File::open("/dev/null")?;
     rustix::stdio::dup2_stdin(&null)?;
     drop(null);
-    let mut sock = UnixStream::from(sock);
+    let sock = UnixStream::from(sock);
     watch_parent(sock.try_clone()?);
-    write_frame(&mut sock, &[HELLO])?;
+    let mut tx = sock.try_clone()?;
+    let mut rx = io::BufReader::with_capacity(64 * 1024, sock);
+    write_frame(&mut tx, HELLO)?;
     loop {
-        let Some(req) = read_frame(&mut sock, usize::MAX)? else {
+        let Some(req) = read_frame(&mut rx, usize::MAX)? else {
             return Ok(());
         };
         let reply = handle(registry, &req);
-        write_frame(&mut sock, &[&reply])?;
+        write_frame(&mut tx, &reply)?;
     }
 }
 
@@ -380,19 +386,17 @@ fn parse_request(req: &[u8]) -> Option<(usize, &str, &[u8])> {
     Some((limit, name, req.get(6 + n..)?))
 }
 
-/// Writes one frame made of `parts` on a blocking stream.
-fn write_frame(sock: &mut UnixStream, parts: &[&[u8]]) -> io::Result<()> {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let len = u32::try_from(len).map_err(io::Error::other)?;
-    sock.write_all(&len.to_le_bytes())?;
-    for p in parts {
-        sock.write_all(p)?;
-    }
-    Ok(())
+/// Writes one frame on a blocking stream, in one write: the parent wakes once per reply.
+fn write_frame(sock: &mut UnixStream, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(payload);
+    sock.write_all(&frame)
 }
 
 /// Reads one frame from a blocking stream; `None` at a clean end of stream.
-fn read_frame(sock: &mut UnixStream, limit: usize) -> io::Result<Option<Vec<u8>>> {
+fn read_frame(sock: &mut impl Read, limit: usize) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0; 4];
     match sock.read_exact(&mut len) {
         Ok(()) => {}
@@ -467,12 +471,15 @@ where
     }
 }
 
+/// A call in flight: the encoded result, or why there is none.
+type CallFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, ProcessError>>>>;
+
 /// The future of [`run_in_process`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct RunInProcess<R> {
     name: &'static str,
     arg: Option<Result<Vec<u8>, ProcessError>>,
-    call: Option<Arc<Call>>,
+    call: Option<CallFuture>,
     /// The call of `run_in_process`, reported as the task's wait site.
     site: &'static std::panic::Location<'static>,
     _out: PhantomData<fn() -> R>,
@@ -482,7 +489,7 @@ impl<R> fmt::Debug for RunInProcess<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunInProcess")
             .field("name", &self.name)
-            .field("submitted", &self.call.is_some())
+            .field("started", &self.call.is_some())
             .finish()
     }
 }
@@ -499,46 +506,33 @@ impl<R: DeserializeOwned> Future for RunInProcess<R> {
                 Ok(a) => a,
                 Err(e) => return Poll::Ready(Err(e)),
             };
-            let cfg = curio_kernel::config::<ProcessPoolConfig>().unwrap_or_default();
-            let limit = cfg.frame_limit.unwrap_or(DEFAULT_FRAME_LIMIT);
+            let kernel = curio_kernel::extension(|| {
+                KernelUse::new(&curio_kernel::config::<ProcessPoolConfig>().unwrap_or_default())
+            });
+            let limit = kernel.frame_limit;
             let size = arg.len() + 6 + this.name.len();
             if size > limit {
                 return Poll::Ready(Err(ProcessError::FrameTooLarge { size, limit }));
             }
-            let handle = curio_kernel::try_handle()
-                .expect("curio::run_in_process polled outside a curio kernel");
-            let call = Arc::new(Call {
-                name: this.name,
+            // Keeps a virtual clock still while a worker computes: nothing on the kernel would
+            // otherwise tell it that a reply is coming.
+            let work = kernel.handle.external_work();
+            this.call = Some(Box::pin(call(
+                kernel.shared.clone(),
+                kernel.id,
+                this.name,
+                arg,
                 limit,
-                state: Mutex::new(CallState {
-                    arg: Some(arg),
-                    result: None,
-                    waker: Some(cx.waker().clone()),
-                    cancelled: false,
-                    wake_fd: None,
-                    work: Some(handle.external_work()),
-                }),
-            });
-            let pool = curio_kernel::extension(|| KernelUse::new(&cfg));
-            pool.shared.submit(call.clone());
-            this.call = Some(call);
-            curio_core::waiting(curio_core::WaitKind::External, Some(this.site));
-            return Poll::Pending;
+                work,
+            )));
         }
-        let call = this.call.as_ref().expect("polled after completion");
-        let mut st = lock(&call.state);
-        match st.result.take() {
-            Some(r) => {
-                drop(st);
+        let fut = this.call.as_mut().expect("polled after completion");
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(r) => {
                 this.call = None;
                 Poll::Ready(r.and_then(|bytes| decode(&bytes).map_err(ProcessError::Decode)))
             }
-            None => {
-                match &mut st.waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    w => *w = Some(cx.waker().clone()),
-                }
-                drop(st);
+            Poll::Pending => {
                 curio_core::waiting(curio_core::WaitKind::External, Some(this.site));
                 Poll::Pending
             }
@@ -546,311 +540,33 @@ impl<R: DeserializeOwned> Future for RunInProcess<R> {
     }
 }
 
-impl<R> Drop for RunInProcess<R> {
-    fn drop(&mut self) {
-        if let Some(call) = self.call.take() {
-            call.cancel();
-        }
-    }
-}
-
-struct Call {
+/// One call, on the calling kernel's thread: lease a worker, write the request, read the reply,
+/// all through the kernel's reactor.
+async fn call(
+    pool: Arc<PoolShared>,
+    kernel: u64,
     name: &'static str,
+    arg: Vec<u8>,
     limit: usize,
-    state: Mutex<CallState>,
-}
-
-struct CallState {
-    arg: Option<Vec<u8>>,
-    result: Option<Result<Vec<u8>, ProcessError>>,
-    waker: Option<Waker>,
-    cancelled: bool,
-    /// The eventfd of the manager running the call, to tell it of a cancellation.
-    wake_fd: Option<Arc<OwnedFd>>,
-    /// Keeps a virtual clock still until the result has woken the caller.
-    work: Option<ExternalWork>,
-}
-
-impl Call {
-    fn cancel(&self) {
-        let mut st = lock(&self.state);
-        st.cancelled = true;
-        st.waker = None;
-        let fd = st.wake_fd.take();
-        let work = st.work.take();
-        let arg = st.arg.take();
-        drop(st);
-        if let Some(fd) = fd {
-            notify(&fd);
+    work: ExternalWork,
+) -> Result<Vec<u8>, ProcessError> {
+    let _work = work;
+    let mut lease = Lease::acquire(&pool, kernel).await?;
+    let out = lease.exchange(name, &arg, limit).await;
+    match out {
+        Ok(reply) => {
+            lease.release();
+            decode_reply(reply)
         }
-        drop((work, arg));
-    }
-
-    fn is_cancelled(&self) -> bool {
-        lock(&self.state).cancelled
-    }
-
-    fn deliver(&self, r: Result<Vec<u8>, ProcessError>) {
-        let mut st = lock(&self.state);
-        if st.cancelled {
-            return;
-        }
-        st.result = Some(r);
-        st.wake_fd = None;
-        let w = st.waker.take();
-        let work = st.work.take();
-        drop(st);
-        if let Some(w) = w {
-            w.wake();
-        }
-        // After the wake, so a virtual clock cannot jump in between.
-        drop(work);
-    }
-}
-
-fn notify(fd: &OwnedFd) {
-    let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
-}
-
-fn drain(fd: &OwnedFd) {
-    let mut b = [0; 8];
-    let _ = rustix::io::read(fd, &mut b);
-}
-
-/// The process-wide pool while some kernel uses it.
-static GLOBAL: Mutex<Global> = Mutex::new(Global {
-    pool: None,
-    users: 0,
-});
-
-struct Global {
-    pool: Option<Arc<PoolShared>>,
-    users: usize,
-}
-
-/// A kernel's use of the process pool: a kernel extension, so the pool knows when the last
-/// kernel that used it is gone.
-struct KernelUse {
-    shared: Arc<PoolShared>,
-}
-
-impl KernelUse {
-    fn new(cfg: &ProcessPoolConfig) -> KernelUse {
-        let mut g = lock(&GLOBAL);
-        g.users += 1;
-        let shared = g
-            .pool
-            .get_or_insert_with(|| {
-                let max = cfg
-                    .max_processes
-                    .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-                    .unwrap_or(1)
-                    .max(1);
-                Arc::new(PoolShared {
-                    state: Mutex::new(PoolState {
-                        jobs: VecDeque::new(),
-                        managers: Vec::new(),
-                        idle: 0,
-                        shutdown: false,
-                    }),
-                    cond: Condvar::new(),
-                    max,
-                    args: cfg.worker_args.clone().unwrap_or_default(),
-                    grace: cfg.kill_grace.unwrap_or(DEFAULT_KILL_GRACE),
-                })
-            })
-            .clone();
-        KernelUse { shared }
-    }
-}
-
-impl Drop for KernelUse {
-    fn drop(&mut self) {
-        let mut g = lock(&GLOBAL);
-        g.users -= 1;
-        if g.users > 0 {
-            return;
-        }
-        let pool = g.pool.take();
-        drop(g);
-        if let Some(p) = pool {
-            p.shutdown();
-        }
-    }
-}
-
-struct PoolShared {
-    state: Mutex<PoolState>,
-    cond: Condvar,
-    max: usize,
-    args: Vec<OsString>,
-    grace: Duration,
-}
-
-struct PoolState {
-    jobs: VecDeque<Arc<Call>>,
-    managers: Vec<Manager>,
-    idle: usize,
-    shutdown: bool,
-}
-
-struct Manager {
-    handle: JoinHandle<()>,
-    wake: Arc<OwnedFd>,
-}
-
-impl PoolShared {
-    fn submit(self: &Arc<Self>, call: Arc<Call>) {
-        let mut st = lock(&self.state);
-        st.jobs.push_back(call);
-        if st.idle > 0 {
-            drop(st);
-            self.cond.notify_one();
-            return;
-        }
-        if st.managers.len() >= self.max {
-            return;
-        }
-        let started = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-            .map_err(io::Error::from)
-            .and_then(|fd| {
-                let wake = Arc::new(fd);
-                let (shared, w2) = (self.clone(), wake.clone());
-                std::thread::Builder::new()
-                    .name("curio-procpool".into())
-                    .spawn(move || manage(&shared, &w2))
-                    .map(|handle| Manager { handle, wake })
-            });
-        match started {
-            Ok(m) => st.managers.push(m),
-            Err(e) if st.managers.is_empty() => {
-                let call = st.jobs.pop_back();
-                drop(st);
-                if let Some(c) = call {
-                    c.deliver(Err(ProcessError::Start(e)));
-                }
-            }
-            // A running manager takes the call when it is free.
-            Err(_) => {}
-        }
-    }
-
-    fn shutdown(&self) {
-        let (managers, jobs) = {
-            let mut st = lock(&self.state);
-            st.shutdown = true;
-            (
-                std::mem::take(&mut st.managers),
-                std::mem::take(&mut st.jobs),
-            )
-        };
-        for c in jobs {
-            c.cancel();
-        }
-        self.cond.notify_all();
-        for m in &managers {
-            notify(&m.wake);
-        }
-        for m in managers {
-            let _ = m.handle.join();
-        }
-    }
-
-    fn next_job(&self) -> Option<Arc<Call>> {
-        let mut st = lock(&self.state);
-        loop {
-            if st.shutdown {
-                return None;
-            }
-            if let Some(c) = st.jobs.pop_front() {
-                return Some(c);
-            }
-            st.idle += 1;
-            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
-            st.idle -= 1;
-        }
-    }
-
-    fn is_shutdown(&self) -> bool {
-        lock(&self.state).shutdown
-    }
-}
-
-/// A manager thread: runs calls on its worker process, starting one when it has none.
-fn manage(shared: &PoolShared, wake: &Arc<OwnedFd>) {
-    let mut worker: Option<Worker> = None;
-    while let Some(call) = shared.next_job() {
-        drain(wake);
-        let arg = {
-            let mut st = lock(&call.state);
-            if st.cancelled {
-                continue;
-            }
-            st.wake_fd = Some(wake.clone());
-            st.arg.take().unwrap_or_default()
-        };
-        let stop = || call.is_cancelled() || shared.is_shutdown();
-        let out = run_call(&mut worker, shared, wake, &call, &arg, &stop);
-        match out {
-            Ok(r) => call.deliver(r),
-            Err(Stopped) => {
-                if let Some(w) = worker.take() {
-                    w.kill(shared.grace);
-                }
-            }
-        }
-    }
-    if let Some(w) = worker {
-        w.stop(shared.grace);
-    }
-}
-
-/// The call was cancelled, or the pool is shutting down: the worker must go.
-struct Stopped;
-
-fn run_call(
-    worker: &mut Option<Worker>,
-    shared: &PoolShared,
-    wake: &OwnedFd,
-    call: &Call,
-    arg: &[u8],
-    stop: &dyn Fn() -> bool,
-) -> Result<Result<Vec<u8>, ProcessError>, Stopped> {
-    if worker.is_none() {
-        match Worker::start(&shared.args, wake, stop)? {
-            Ok(w) => *worker = Some(w),
-            Err(e) => return Ok(Err(e)),
-        }
-    }
-    let w = worker.as_mut().expect("started above");
-    let name = call.name.as_bytes();
-    let mut head = Vec::with_capacity(10 + name.len());
-    let len = u32::try_from(6 + name.len() + arg.len()).unwrap_or(u32::MAX);
-    head.extend_from_slice(&len.to_le_bytes());
-    head.extend_from_slice(&u32::try_from(call.limit).unwrap_or(u32::MAX).to_le_bytes());
-    head.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    head.extend_from_slice(name);
-    let io = match w.io(wake, stop, |c| c.write_parts(&[&head, arg]))? {
-        Ok(()) => w.io(wake, stop, |c| c.read_frame(call.limit))?,
-        Err(e) => Err(e),
-    };
-    match io {
-        Ok(reply) => Ok(decode_reply(reply)),
         Err(IoFail::TooLarge(size)) => {
             // The stream is out of step now: the worker goes.
-            worker.take().expect("present").kill(shared.grace);
-            Ok(Err(ProcessError::FrameTooLarge {
-                size,
-                limit: call.limit,
-            }))
+            lease.kill();
+            Err(ProcessError::FrameTooLarge { size, limit })
         }
-        Err(IoFail::Io(e)) => {
-            let w = worker.take().expect("present");
-            Ok(Err(match w.reap() {
-                Ok(status) => ProcessError::Crashed(status),
-                Err(_) => ProcessError::Io(e),
-            }))
-        }
+        Err(IoFail::Io(e)) => Err(match lease.reap().await {
+            Some(status) => ProcessError::Crashed(status),
+            None => ProcessError::Io(e),
+        }),
     }
 }
 
@@ -883,7 +599,7 @@ fn decode_reply(reply: Vec<u8>) -> Result<Vec<u8>, ProcessError> {
 enum IoFail {
     /// The worker's frame is larger than the limit.
     TooLarge(usize),
-    /// The socket failed or hit its end: the worker died.
+    /// The socket failed or hit its end: the worker died (or never started properly).
     Io(io::Error),
 }
 
@@ -893,95 +609,327 @@ impl From<io::Error> for IoFail {
     }
 }
 
+/// The process-wide pool while some kernel uses it.
+static GLOBAL: Mutex<Global> = Mutex::new(Global {
+    pool: None,
+    users: 0,
+});
+
+struct Global {
+    pool: Option<Arc<PoolShared>>,
+    users: usize,
+}
+
+/// A kernel's use of the process pool: a kernel extension, so the pool knows when the last
+/// kernel that used it is gone.
+struct KernelUse {
+    shared: Arc<PoolShared>,
+    /// Tells kernels apart for the workers' reactor registrations (a kernel's address may be
+    /// reused by the next one).
+    id: u64,
+    /// The kernel's frame limit; its configuration cannot change.
+    frame_limit: usize,
+    handle: curio_kernel::KernelHandle,
+}
+
+static NEXT_KERNEL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl KernelUse {
+    fn new(cfg: &ProcessPoolConfig) -> KernelUse {
+        let mut g = lock(&GLOBAL);
+        g.users += 1;
+        let shared = g
+            .pool
+            .get_or_insert_with(|| {
+                let max = cfg
+                    .max_processes
+                    .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+                    .unwrap_or(1)
+                    .max(1);
+                Arc::new(PoolShared {
+                    state: Mutex::new(PoolState {
+                        idle: Vec::new(),
+                        live: 0,
+                        waiters: Vec::new(),
+                        reapers: Vec::new(),
+                        next_waiter: 0,
+                    }),
+                    max,
+                    args: cfg.worker_args.clone().unwrap_or_default(),
+                    grace: cfg.kill_grace.unwrap_or(DEFAULT_KILL_GRACE),
+                })
+            })
+            .clone();
+        KernelUse {
+            shared,
+            id: NEXT_KERNEL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            frame_limit: cfg.frame_limit.unwrap_or(DEFAULT_FRAME_LIMIT),
+            handle: curio_kernel::try_handle().expect("called inside a kernel"),
+        }
+    }
+}
+
+impl Drop for KernelUse {
+    fn drop(&mut self) {
+        let mut g = lock(&GLOBAL);
+        g.users -= 1;
+        if g.users > 0 {
+            return;
+        }
+        let pool = g.pool.take();
+        drop(g);
+        if let Some(p) = pool {
+            p.shutdown();
+        }
+    }
+}
+
+struct PoolShared {
+    state: Mutex<PoolState>,
+    max: usize,
+    args: Vec<OsString>,
+    grace: Duration,
+}
+
+struct PoolState {
+    /// Workers waiting for a call.
+    idle: Vec<Worker>,
+    /// Workers alive or starting, leased or idle (not those being killed).
+    live: usize,
+    /// Calls waiting for a worker, by id.
+    waiters: Vec<(u64, Waker)>,
+    next_waiter: u64,
+    /// Threads reaping killed workers.
+    reapers: Vec<JoinHandle<()>>,
+}
+
+impl PoolShared {
+    /// A worker left the pool or came back: every waiting call tries again.
+    fn wake_waiters(&self) {
+        let ws = std::mem::take(&mut lock(&self.state).waiters);
+        for (_, w) in ws {
+            w.wake();
+        }
+    }
+
+    fn shutdown(&self) {
+        let (idle, reapers) = {
+            let mut st = lock(&self.state);
+            (
+                std::mem::take(&mut st.idle),
+                std::mem::take(&mut st.reapers),
+            )
+        };
+        for w in idle {
+            w.stop(self.grace);
+        }
+        for r in reapers {
+            let _ = r.join();
+        }
+    }
+}
+
+/// A worker leased to one call. Dropped while it holds the worker (the call was cancelled), it
+/// kills the worker: the call may be half-way.
+struct Lease {
+    pool: Arc<PoolShared>,
+    worker: Option<Worker>,
+}
+
+impl Lease {
+    /// An idle worker, or a new one if the pool is below its size, or the first to come free.
+    async fn acquire(pool: &Arc<PoolShared>, kernel: u64) -> Result<Lease, ProcessError> {
+        let me: std::cell::Cell<Option<u64>> = std::cell::Cell::new(None);
+        let start = std::future::poll_fn(|cx| {
+            let mut st = lock(&pool.state);
+            if let Some(id) = me.get() {
+                st.waiters.retain(|(i, _)| *i != id);
+            }
+            let got = if let Some(w) = st.idle.pop() {
+                Some(Some(w))
+            } else if st.live < pool.max {
+                st.live += 1;
+                Some(None)
+            } else {
+                None
+            };
+            if let Some(got) = got {
+                me.set(None);
+                return Poll::Ready(got);
+            }
+            let id = me.get().unwrap_or_else(|| {
+                st.next_waiter += 1;
+                st.next_waiter
+            });
+            me.set(Some(id));
+            st.waiters.push((id, cx.waker().clone()));
+            Poll::Pending
+        });
+        let got = WaiterGuard {
+            pool,
+            id: &me,
+            fut: start,
+        }
+        .await;
+        let mut lease = Lease {
+            pool: pool.clone(),
+            worker: None,
+        };
+        match got {
+            Some(mut w) => {
+                if w.kernel != kernel {
+                    // Registered with another kernel's reactor: register anew with this one.
+                    let sock = std::mem::replace(
+                        &mut w.sock,
+                        curio_reactor::Async::new(placeholder_socket()?),
+                    );
+                    w.sock = curio_reactor::Async::new(sock.into_inner());
+                    w.kernel = kernel;
+                }
+                lease.worker = Some(w);
+            }
+            None => match Worker::start(&pool.args, kernel).await {
+                Ok(w) => lease.worker = Some(w),
+                Err(e) => {
+                    lock(&pool.state).live -= 1;
+                    pool.wake_waiters();
+                    return Err(e);
+                }
+            },
+        }
+        Ok(lease)
+    }
+
+    async fn exchange(&mut self, name: &str, arg: &[u8], limit: usize) -> Result<Vec<u8>, IoFail> {
+        let w = self.worker.as_mut().expect("leased");
+        let name = name.as_bytes();
+        let len = 6 + name.len() + arg.len();
+        let mut head =
+            Vec::with_capacity(10 + name.len() + if len < 1 << 16 { arg.len() } else { 0 });
+        head.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+        head.extend_from_slice(&u32::try_from(limit).unwrap_or(u32::MAX).to_le_bytes());
+        head.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        head.extend_from_slice(name);
+        // A small request goes in one write, so the worker wakes once.
+        if len < 1 << 16 {
+            head.extend_from_slice(arg);
+            w.write_all(&head).await?;
+        } else {
+            w.write_all(&head).await?;
+            w.write_all(arg).await?;
+        }
+        w.read_frame(limit).await
+    }
+
+    /// Back to the pool's idle workers.
+    fn release(mut self) {
+        if let Some(w) = self.worker.take() {
+            lock(&self.pool.state).idle.push(w);
+            self.pool.wake_waiters();
+        }
+    }
+
+    /// The worker's socket ended: it died. Waits for its exit (on its pidfd, through the
+    /// reactor) and reaps it; `None` if that fails.
+    async fn reap(mut self) -> Option<ExitStatus> {
+        let w = self.worker.take()?;
+        let Worker {
+            mut child, sock, ..
+        } = w;
+        drop(sock);
+        lock(&self.pool.state).live -= 1;
+        self.pool.wake_waiters();
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        let pid = rustix::process::Pid::from_child(&child);
+        if let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK) {
+            let fd = curio_reactor::Async::new(fd);
+            let _ = fd.readable().await;
+        }
+        child.wait().ok()
+    }
+
+    /// Kills the worker in the background: `SIGTERM`, then `SIGKILL` after the grace period.
+    fn kill(mut self) {
+        if let Some(w) = self.worker.take() {
+            kill_later(&self.pool, w);
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            kill_later(&self.pool, w);
+        }
+    }
+}
+
+fn kill_later(pool: &Arc<PoolShared>, w: Worker) {
+    let pid = rustix::process::Pid::from_child(&w.child);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let grace = pool.grace;
+    let reaper = std::thread::Builder::new()
+        .name("curio-procpool-reaper".into())
+        .spawn(move || w.kill(grace));
+    let mut st = lock(&pool.state);
+    st.live -= 1;
+    st.reapers.retain(|r| !r.is_finished());
+    match reaper {
+        Ok(r) => st.reapers.push(r),
+        // No thread: the kill happens here, without the grace period.
+        Err(_) => {
+            drop(st);
+            pool.wake_waiters();
+            return;
+        }
+    }
+    drop(st);
+    pool.wake_waiters();
+}
+
+/// Takes a dropped waiting call out of the waiters, and passes a wake it may have had on.
+struct WaiterGuard<'a, F> {
+    pool: &'a PoolShared,
+    id: &'a std::cell::Cell<Option<u64>>,
+    fut: F,
+}
+
+impl<F: Future + Unpin> Future for WaiterGuard<'_, F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        Pin::new(&mut self.fut).poll(cx)
+    }
+}
+
+impl<F> Drop for WaiterGuard<'_, F> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.get() {
+            lock(&self.pool.state).waiters.retain(|(i, _)| *i != id);
+            // It may have been woken for a free worker: let the others look.
+            self.pool.wake_waiters();
+        }
+    }
+}
+
 /// One worker process and the parent's end of its socket (non-blocking).
 struct Worker {
     child: Child,
-    sock: UnixStream,
+    sock: curio_reactor::Async<UnixStream>,
+    /// The kernel whose reactor `sock` may be registered with.
+    kernel: u64,
 }
 
-/// A worker's socket as seen by one step of a call: non-blocking reads and writes that report
-/// `WouldBlock`, and the direction to wait for.
-struct Conn<'a> {
-    sock: &'a mut UnixStream,
-    /// Bytes of the current step already done (the step restarts after each wait).
-    done: usize,
-    buf: Vec<u8>,
-    want: PollFlags,
-}
-
-impl Conn<'_> {
-    /// Writes `parts` one after the other, resuming where the last attempt stopped.
-    fn write_parts(&mut self, parts: &[&[u8]]) -> Result<(), IoFail> {
-        self.want = PollFlags::OUT;
-        loop {
-            let mut off = self.done;
-            let mut rest = None;
-            for p in parts {
-                if off < p.len() {
-                    rest = Some(&p[off..]);
-                    break;
-                }
-                off -= p.len();
-            }
-            let Some(rest) = rest else {
-                return Ok(());
-            };
-            match self.sock.write(rest) {
-                Ok(0) => return Err(IoFail::Io(io::ErrorKind::WriteZero.into())),
-                Ok(n) => self.done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(IoFail::Io(e)),
-            }
-        }
-    }
-
-    /// Reads one frame of at most `limit` bytes, resuming where the last attempt stopped; it
-    /// never reads past the frame's end.
-    fn read_frame(&mut self, limit: usize) -> Result<Vec<u8>, IoFail> {
-        self.want = PollFlags::IN;
-        loop {
-            let need = match self.buf.get(..4) {
-                Some(head) => {
-                    let len = u32::from_le_bytes(head.try_into().unwrap_or_default()) as usize;
-                    if len > limit {
-                        return Err(IoFail::TooLarge(len));
-                    }
-                    if self.buf.len() == 4 + len {
-                        let frame = self.buf.split_off(4);
-                        self.buf.clear();
-                        return Ok(frame);
-                    }
-                    4 + len
-                }
-                None => 4,
-            };
-            let old = self.buf.len();
-            self.buf.resize(old + (need - old).min(1 << 20), 0);
-            match self.sock.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    return Err(IoFail::Io(io::ErrorKind::UnexpectedEof.into()));
-                }
-                Ok(n) => self.buf.truncate(old + n),
-                Err(e) => {
-                    self.buf.truncate(old);
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(IoFail::Io(e));
-                    }
-                }
-            }
-        }
-    }
+/// A socket to stand in for a worker's while it moves between registrations.
+fn placeholder_socket() -> Result<UnixStream, ProcessError> {
+    UnixStream::pair().map(|(a, _)| a).map_err(ProcessError::Io)
 }
 
 impl Worker {
-    /// Starts a worker and waits for its hello. The outer `Err` means the caller must stop.
-    fn start(
-        args: &[OsString],
-        wake: &OwnedFd,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<Result<Worker, ProcessError>, Stopped> {
-        let started = (|| {
+    /// Starts a worker and waits for its hello.
+    async fn start(args: &[OsString], kernel: u64) -> Result<Worker, ProcessError> {
+        let spawned = (|| {
             // A worker that starts workers is a program that did not call `worker_main` first
             // (or a test binary without `worker_process_args`): refusing stops a fork bomb.
             if std::env::var_os(ENV_WORKER).is_some() {
@@ -996,117 +944,100 @@ impl Worker {
                 .stdin(Stdio::from(OwnedFd::from(theirs)))
                 .spawn()?;
             mine.set_nonblocking(true)?;
-            Ok::<_, io::Error>(Worker { child, sock: mine })
+            Ok::<_, io::Error>(Worker {
+                child,
+                sock: curio_reactor::Async::new(mine),
+                kernel,
+            })
         })();
-        let mut w = match started {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(ProcessError::Start(e))),
+        let mut w = spawned.map_err(ProcessError::Start)?;
+        let hello = curio_kernel::timeout_after(START_TIMEOUT, w.read_frame(HELLO.len())).await;
+        let why = match hello {
+            Ok(Ok(h)) if h == HELLO => return Ok(w),
+            Ok(Ok(_)) => "it sent no hello".to_owned(),
+            Ok(Err(IoFail::TooLarge(_))) => "it wrote something else first".to_owned(),
+            Ok(Err(IoFail::Io(_))) => "it exited first".to_owned(),
+            Err(_) => format!("it did not start within {START_TIMEOUT:?}"),
         };
-        let deadline = Instant::now() + START_TIMEOUT;
-        let hello = w.io_until(wake, stop, Some(deadline), |c| c.read_frame(HELLO.len()));
-        match hello {
-            Err(Stopped) => {
-                w.kill(Duration::ZERO);
-                Err(Stopped)
+        w.kill(Duration::ZERO);
+        Err(ProcessError::Start(io::Error::other(format!(
+            "the worker did not enter worker_main ({why}); call \
+             curio::workers::worker_main(&REGISTRY) first in main, or set \
+             worker_process_args for a test binary"
+        ))))
+    }
+
+    async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = self.sock.write_with(|s| (&*s).write(data)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
             }
-            Ok(Ok(h)) if h == HELLO => Ok(Ok(w)),
-            Ok(other) => {
-                let why = match other {
-                    Ok(_) => "it sent no hello".to_owned(),
-                    Err(IoFail::TooLarge(_)) => "it wrote something else first".to_owned(),
-                    Err(IoFail::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
-                        format!("it did not start within {START_TIMEOUT:?}")
-                    }
-                    Err(IoFail::Io(_)) => "it exited first".to_owned(),
-                };
-                w.kill(Duration::ZERO);
-                Ok(Err(ProcessError::Start(io::Error::other(format!(
-                    "the worker did not enter worker_main ({why}); call \
-                     curio::workers::worker_main(&REGISTRY) first in main, or set \
-                     worker_process_args for a test binary"
-                )))))
-            }
+            data = &data[n..];
         }
+        Ok(())
     }
 
-    fn io<T>(
-        &mut self,
-        wake: &OwnedFd,
-        stop: &dyn Fn() -> bool,
-        step: impl FnMut(&mut Conn<'_>) -> Result<T, IoFail>,
-    ) -> Result<Result<T, IoFail>, Stopped> {
-        self.io_until(wake, stop, None, step)
-    }
-
-    /// Runs `step` until it stops reporting `WouldBlock`, waiting for the socket or the eventfd
-    /// in between.
-    fn io_until<T>(
-        &mut self,
-        wake: &OwnedFd,
-        stop: &dyn Fn() -> bool,
-        deadline: Option<Instant>,
-        mut step: impl FnMut(&mut Conn<'_>) -> Result<T, IoFail>,
-    ) -> Result<Result<T, IoFail>, Stopped> {
-        let mut conn = Conn {
-            sock: &mut self.sock,
-            done: 0,
-            buf: Vec::new(),
-            want: PollFlags::IN,
-        };
+    /// Reads one frame of at most `limit` bytes. The protocol is strictly one reply per
+    /// request, so reading ahead can never take bytes of another frame.
+    async fn read_frame(&mut self, limit: usize) -> Result<Vec<u8>, IoFail> {
+        let mut buf = vec![0; 4096];
+        let mut filled = 0;
         loop {
-            if stop() {
-                return Err(Stopped);
-            }
-            match step(&mut conn) {
-                Err(IoFail::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                other => return Ok(other),
-            }
-            let timeout = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(Err(IoFail::Io(io::ErrorKind::TimedOut.into())));
-                    }
-                    Some(timespec(left))
+            if filled >= 4 {
+                let len = u32::from_le_bytes(buf[..4].try_into().unwrap_or_default()) as usize;
+                if len > limit {
+                    return Err(IoFail::TooLarge(len));
                 }
-                None => None,
+                if filled == 4 + len {
+                    // One reply per request: the socket is empty now, so the next call's read
+                    // waits for an event instead of trying a read that would fail.
+                    self.sock.clear_ready(curio_reactor::Direction::Read);
+                    buf.truncate(filled);
+                    return Ok(buf.split_off(4));
+                }
+                if buf.len() < 4 + len {
+                    buf.resize(4 + len, 0);
+                }
+            }
+            let end = if filled >= 4 {
+                buf.len()
+            } else {
+                buf.len().min(4096)
             };
-            let mut fds = [
-                PollFd::new(&*conn.sock, conn.want),
-                PollFd::new(wake, PollFlags::IN),
-            ];
-            match rustix::event::poll(&mut fds, timeout.as_ref()) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Ok(Err(IoFail::Io(e.into()))),
+            let n = self
+                .sock
+                .read_with(|s| (&*s).read(&mut buf[filled..end]))
+                .await?;
+            if n == 0 {
+                return Err(IoFail::Io(io::ErrorKind::UnexpectedEof.into()));
             }
-            if !fds[1].revents().is_empty() {
-                drain(wake);
-            }
+            filled += n;
         }
     }
 
-    /// Waits for the worker to exit and reaps it.
-    fn reap(mut self) -> io::Result<ExitStatus> {
-        drop(self.sock);
-        self.child.wait()
-    }
-
-    /// Sends `SIGTERM`, gives the worker `grace` to exit, then `SIGKILL`; reaps it.
-    fn kill(mut self, grace: Duration) {
-        let pid = rustix::process::Pid::from_child(&self.child);
+    /// Sends `SIGTERM`, gives the worker `grace` to exit, then `SIGKILL`; reaps it. Blocks.
+    fn kill(self, grace: Duration) {
+        let Worker {
+            mut child, sock, ..
+        } = self;
+        drop(sock);
+        let pid = rustix::process::Pid::from_child(&child);
         if !grace.is_zero()
             && rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
         {
-            wait_exit(&self.child, grace);
+            wait_exit(&child, grace);
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Closes the socket, so an idle worker exits by itself; kills it if it has not exited
-    /// after `grace` (at least a second).
+    /// after `grace` (at least a second). Blocks.
     fn stop(self, grace: Duration) {
-        let Worker { mut child, sock } = self;
+        let Worker {
+            mut child, sock, ..
+        } = self;
         drop(sock);
         wait_exit(&child, grace.max(Duration::from_secs(1)));
         let _ = child.kill();
