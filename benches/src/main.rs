@@ -12,6 +12,7 @@ mod echo;
 mod micro;
 mod process;
 mod stats;
+mod workers;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ fn usage() -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // The process pool's workers are this binary started again.
+    curio::workers::worker_main(&workers::REGISTRY);
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") if args.len() == 3 => match echo::serve(&args[1], &args[2]) {
@@ -166,6 +169,18 @@ fn suite(args: &[String]) -> ExitCode {
     if wanted("subprocess") {
         // `true` 1000 times per round and runtime (200 in a quick run).
         results.push(process::subprocess(rounds, if quick { 200 } else { 1000 }));
+    }
+    if wanted("run_in_process") {
+        results.push(workers::run_in_process(
+            rounds,
+            if quick { 2_000 } else { 20_000 },
+        ));
+    }
+    if wanted("spawn_thread_await") {
+        results.push(workers::spawn_thread_await(
+            rounds,
+            if quick { 500 } else { 5_000 },
+        ));
     }
     if wanted("idle_task_memory") {
         results.push(memory(
