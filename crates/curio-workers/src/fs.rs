@@ -3,7 +3,7 @@
 //! Files have no readiness that a reactor could wait for, so every operation runs as a
 //! [`run_in_thread`] call and the kernel's thread never blocks on the disk.
 //! [`aopen`] opens a file (with [`OpenOptions`], std's type) and returns an [`AsyncFile`];
-//! [`read`], [`read_to_string`], [`write`] and [`metadata`] are one-shots.
+//! [`read`], [`read_to_string`], [`write`](fn@write) and [`metadata`] are one-shots.
 //!
 //! A missing file is an [`io::Error`] of kind [`NotFound`](io::ErrorKind::NotFound), as with
 //! std; no operation panics on an I/O error.

@@ -1,9 +1,23 @@
-//! Worker threads for curio-rt: run blocking work off the kernel's thread.
+//! Worker threads and processes for curio-rt: run blocking and CPU-bound work off the kernel's
+//! thread.
 //!
-//! [`run_in_thread`] hands a closure to a pool of threads that belongs to the running kernel and
-//! waits for its result without blocking the kernel.
+//! - [`run_in_thread`] hands a closure to a pool of threads that belongs to the running kernel
+//!   and waits for its result without blocking the kernel.
+//! - [`spawn_thread`] starts an OS thread that behaves like a task (an [`AsyncThread`]: join,
+//!   wait, cancel, a member of a task group) and can wait for futures on its kernel with
+//!   [`await_with`] (Curio's `AWAIT`); see the [`thread`] module docs for what a thread can
+//!   reach and how cancellation reaches it.
+//! - [`run_in_process`] runs a registered `fn(A) -> R` in a pool of worker processes (this
+//!   program started again, entering [`worker_main`]); see [`process`] for the protocol.
+//! - [`fs`] has files whose operations run on the thread pool ([`fs::aopen`]).
 //!
 //! # Implementation
+//!
+//! Threads this crate starts: the per-kernel `curio-worker` pool threads (below); one
+//! `curio-<name>` thread per [`spawn_thread`]; a short-lived `curio-procpool-reaper` per
+//! cancelled process call; in each worker process, a `curio-worker-watch` thread that exits the
+//! worker when its parent goes. Worker processes are children of the program, shared by all its
+//! kernels while any kernel that used them is alive.
 //!
 //! Each kernel gets its own pool on first use. The pool starts threads (named `curio-worker`) on
 //! demand, up to a limit: 64 by default, or `CURIO_MAX_WORKER_THREADS`, or the kernel builder's
@@ -31,7 +45,16 @@
 //!
 //! # Examples
 //!
+//! A thread pool call, and an async thread that waits for a kernel future:
+//!
 //! ```
+//! let n = curio_kernel::run(async {
+//!     let t = curio_workers::spawn_thread(|| {
+//!         curio_workers::await_with(|| async { 6 * 7 }).expect("not cancelled")
+//!     });
+//!     t.join().await.unwrap()
+//! });
+//! assert_eq!(n, 42);
 //! let sum = curio_kernel::run(async {
 //!     curio_workers::run_in_thread(|| (1..=10).sum::<u32>()).await
 //! });
@@ -40,8 +63,8 @@
 #![forbid(unsafe_code)]
 
 pub mod fs;
-mod process;
-mod thread;
+pub mod process;
+pub mod thread;
 
 pub use crate::process::{
     DEFAULT_FRAME_LIMIT, DEFAULT_KILL_GRACE, ProcessError, ProcessFn, ProcessPoolConfig, Registry,
