@@ -730,10 +730,14 @@ impl PoolShared {
 }
 
 /// A worker leased to one call. Dropped while it holds the worker (the call was cancelled), it
-/// kills the worker: the call may be half-way.
+/// kills the worker: the call may be half-way. It holds one of the pool's places (`live`) from
+/// the moment it is made until the worker goes back to the pool or is gone, so a call cancelled
+/// while its worker starts gives its place back too.
 struct Lease {
     pool: Arc<PoolShared>,
     worker: Option<Worker>,
+    /// Counts in the pool's `live`.
+    counted: bool,
 }
 
 impl Lease {
@@ -774,6 +778,7 @@ impl Lease {
         let mut lease = Lease {
             pool: pool.clone(),
             worker: None,
+            counted: true,
         };
         match got {
             Some(mut w) => {
@@ -788,14 +793,14 @@ impl Lease {
                 }
                 lease.worker = Some(w);
             }
-            None => match Worker::start(&pool.args, kernel).await {
-                Ok(w) => lease.worker = Some(w),
-                Err(e) => {
-                    lock(&pool.state).live -= 1;
-                    pool.wake_waiters();
+            None => {
+                lease.worker = Some(Worker::spawn(&pool.args, kernel)?);
+                let w = lease.worker.as_mut().expect("just spawned");
+                if let Err(e) = w.hello().await {
+                    lease.kill();
                     return Err(e);
                 }
-            },
+            }
         }
         Ok(lease)
     }
@@ -824,7 +829,17 @@ impl Lease {
     /// Back to the pool's idle workers.
     fn release(mut self) {
         if let Some(w) = self.worker.take() {
+            // Still counted in `live`, as an idle worker.
+            self.counted = false;
             lock(&self.pool.state).idle.push(w);
+            self.pool.wake_waiters();
+        }
+    }
+
+    /// Gives the lease's place in the pool back.
+    fn uncount(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            lock(&self.pool.state).live -= 1;
             self.pool.wake_waiters();
         }
     }
@@ -837,56 +852,86 @@ impl Lease {
             mut child, sock, ..
         } = w;
         drop(sock);
-        lock(&self.pool.state).live -= 1;
-        self.pool.wake_waiters();
+        self.uncount();
         if let Ok(Some(s)) = child.try_wait() {
             return Some(s);
         }
-        let pid = rustix::process::Pid::from_child(&child);
+        // Reaped even if this future is dropped while it waits.
+        let mut child = ReapOnDrop(Some(child));
+        let pid = rustix::process::Pid::from_child(child.0.as_ref()?);
         if let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK) {
             let fd = curio_reactor::Async::new(fd);
             let _ = fd.readable().await;
         }
-        child.wait().ok()
+        child.0.take()?.wait().ok()
     }
 
     /// Kills the worker in the background: `SIGTERM`, then `SIGKILL` after the grace period.
     fn kill(mut self) {
+        self.kill_worker();
+    }
+
+    fn kill_worker(&mut self) {
         if let Some(w) = self.worker.take() {
             kill_later(&self.pool, w);
         }
+        self.uncount();
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(w) = self.worker.take() {
-            kill_later(&self.pool, w);
+        self.kill_worker();
+    }
+}
+
+/// Reaps a child that has closed its socket (it is exiting), on a thread if the future that was
+/// waiting for it is dropped.
+struct ReapOnDrop(Option<Child>);
+
+impl Drop for ReapOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let spawned = std::thread::Builder::new()
+                .name("curio-procpool-reaper".into())
+                .spawn(move || {
+                    let _ = c.wait();
+                });
+            // Without a thread the child stays a zombie until this process exits.
+            drop(spawned);
         }
     }
 }
 
+/// Sends the worker `SIGTERM` and leaves the rest (the grace period, `SIGKILL`, `waitpid`) to a
+/// reaper thread that the pool's shutdown joins.
 fn kill_later(pool: &Arc<PoolShared>, w: Worker) {
     let pid = rustix::process::Pid::from_child(&w.child);
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     let grace = pool.grace;
+    // Shared with the thread, so a refused thread leaves the worker here to be killed at once.
+    let slot = Arc::new(Mutex::new(Some(w)));
+    let s2 = slot.clone();
     let reaper = std::thread::Builder::new()
         .name("curio-procpool-reaper".into())
-        .spawn(move || w.kill(grace));
-    let mut st = lock(&pool.state);
-    st.live -= 1;
-    st.reapers.retain(|r| !r.is_finished());
+        .spawn(move || {
+            if let Some(w) = lock(&s2).take() {
+                w.kill(grace);
+            }
+        });
     match reaper {
-        Ok(r) => st.reapers.push(r),
-        // No thread: the kill happens here, without the grace period.
+        Ok(r) => {
+            let mut st = lock(&pool.state);
+            st.reapers.retain(|r| !r.is_finished());
+            st.reapers.push(r);
+        }
         Err(_) => {
-            drop(st);
-            pool.wake_waiters();
-            return;
+            if let Some(w) = lock(&slot).take() {
+                w.kill(Duration::ZERO);
+            }
         }
     }
-    drop(st);
-    pool.wake_waiters();
 }
 
 /// Takes a dropped waiting call out of the waiters, and passes a wake it may have had on.
@@ -927,16 +972,16 @@ fn placeholder_socket() -> Result<UnixStream, ProcessError> {
 }
 
 impl Worker {
-    /// Starts a worker and waits for its hello.
-    async fn start(args: &[OsString], kernel: u64) -> Result<Worker, ProcessError> {
+    /// Starts a worker; [`hello`](Self::hello) then waits until it serves.
+    fn spawn(args: &[OsString], kernel: u64) -> Result<Worker, ProcessError> {
+        // A worker that starts workers is a program that did not call `worker_main` first (or a
+        // test binary without `worker_process_args`): refusing stops a fork bomb.
+        if std::env::var_os(ENV_WORKER).is_some() {
+            return Err(ProcessError::Start(io::Error::other(
+                "a worker process cannot start workers: call worker_main first in main",
+            )));
+        }
         let spawned = (|| {
-            // A worker that starts workers is a program that did not call `worker_main` first
-            // (or a test binary without `worker_process_args`): refusing stops a fork bomb.
-            if std::env::var_os(ENV_WORKER).is_some() {
-                return Err(io::Error::other(
-                    "a worker process cannot start workers: call worker_main first in main",
-                ));
-            }
             let (mine, theirs) = UnixStream::pair()?;
             let child = Command::new(std::env::current_exe()?)
                 .args(args)
@@ -950,16 +995,19 @@ impl Worker {
                 kernel,
             })
         })();
-        let mut w = spawned.map_err(ProcessError::Start)?;
-        let hello = curio_kernel::timeout_after(START_TIMEOUT, w.read_frame(HELLO.len())).await;
+        spawned.map_err(ProcessError::Start)
+    }
+
+    /// Waits for a new worker's hello.
+    async fn hello(&mut self) -> Result<(), ProcessError> {
+        let hello = curio_kernel::timeout_after(START_TIMEOUT, self.read_frame(HELLO.len())).await;
         let why = match hello {
-            Ok(Ok(h)) if h == HELLO => return Ok(w),
+            Ok(Ok(h)) if h == HELLO => return Ok(()),
             Ok(Ok(_)) => "it sent no hello".to_owned(),
             Ok(Err(IoFail::TooLarge(_))) => "it wrote something else first".to_owned(),
             Ok(Err(IoFail::Io(_))) => "it exited first".to_owned(),
             Err(_) => format!("it did not start within {START_TIMEOUT:?}"),
         };
-        w.kill(Duration::ZERO);
         Err(ProcessError::Start(io::Error::other(format!(
             "the worker did not enter worker_main ({why}); call \
              curio::workers::worker_main(&REGISTRY) first in main, or set \

@@ -314,3 +314,24 @@ fn two_kernels_share_the_pool() {
         assert_eq!(again.unwrap(), a_pid);
     }
 }
+
+#[test]
+fn call_cancelled_while_its_worker_starts_gives_its_place_back() {
+    // With one place in the pool, a leaked place would make the second call wait for ever.
+    if in_child("process::call_cancelled_while_its_worker_starts_gives_its_place_back") {
+        let mut k = Kernel::builder()
+            .worker_process_args(["--exact", "process::worker", "--nocapture", "--quiet"])
+            .max_worker_processes(1)
+            .build();
+        k.run(async {
+            for _ in 0..3 {
+                let r = timeout_after(Duration::ZERO, run_in_process(&PID, ())).await;
+                assert!(r.is_err(), "a worker cannot start in no time");
+            }
+            let r = timeout_after(Duration::from_secs(20), run_in_process(&FIB, 10)).await;
+            assert_eq!(r.expect("no place leaked").unwrap(), 55);
+        });
+        drop(k);
+        assert_eq!(children(), Vec::<u32>::new());
+    }
+}

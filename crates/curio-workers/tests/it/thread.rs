@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use curio_kernel::{Kernel, TaskGroup, Wait, current_task, sleep, timeout_after};
-use curio_sync::{Lock, UniversalQueue};
+use curio_sync::{Lock, UniversalPromise};
 use curio_workers::{
     AwaitError, await_future, await_with, is_async_thread, spawn_thread, thread_task_id,
 };
@@ -61,11 +61,11 @@ fn test_cancel_result() {
 #[test]
 fn test_thread_cancel_result() {
     let seen = virtual_kernel().run(async {
-        let q = Arc::new(UniversalQueue::new(0));
+        let q = Arc::new(UniversalPromise::new());
         let q2 = q.clone();
         let t = spawn_thread(move || {
             let r = await_with(|| sleep(Duration::from_secs(10)));
-            q2.put_blocking(r);
+            assert!(q2.set(r).is_ok());
         });
         sleep(Duration::from_millis(250)).await;
         t.cancel().await;
@@ -236,17 +236,17 @@ fn cancel_inside_await_sleep_is_prompt_and_cleanup_runs() {
     let dropped_in = Arc::new(Mutex::new(None));
     let d2 = dropped_in.clone();
     let (elapsed, cleanup, tid) = curio_kernel::run(async move {
-        let entered = Arc::new(UniversalQueue::new(0));
-        let cleaned = Arc::new(UniversalQueue::new(0));
+        let entered = Arc::new(UniversalPromise::new());
+        let cleaned = Arc::new(UniversalPromise::new());
         let (e2, c2) = (entered.clone(), cleaned.clone());
         let t = spawn_thread(move || {
             let r = await_with(move || async move {
                 let _rec = DropRecord(d2);
-                e2.put(()).await;
+                assert!(e2.set(()).is_ok());
                 sleep(Duration::from_secs(10)).await;
             });
             // The thread's cleanup, after the error.
-            c2.put_blocking(r);
+            assert!(c2.set(r).is_ok());
         });
         entered.get().await;
         let start = Instant::now();
@@ -263,18 +263,18 @@ fn cancel_inside_await_sleep_is_prompt_and_cleanup_runs() {
 #[test]
 fn cancelled_thread_gets_cancelled_at_its_next_await() {
     let out = virtual_kernel().run(async {
-        let go = Arc::new(UniversalQueue::<()>::new(0));
-        let res = Arc::new(UniversalQueue::new(0));
+        let go = Arc::new(UniversalPromise::<()>::new());
+        let res = Arc::new(UniversalPromise::new());
         let (g2, r2) = (go.clone(), res.clone());
         let t = spawn_thread(move || {
             // Running its own code when the cancel comes.
             g2.get_blocking();
             let a = await_future(async { 1 });
             let b = await_future(async { 2 });
-            r2.put_blocking((a, b));
+            assert!(r2.set((a, b)).is_ok());
         });
         t.cancel().await;
-        go.put(()).await;
+        assert!(go.set(()).is_ok());
         res.get().await
     });
     assert_eq!(
@@ -295,7 +295,9 @@ fn thread_consumes_kernel_queue() {
         let t = spawn_thread(|| {
             let mut sum = 0;
             loop {
-                let item = await_with(|| async { Q.get().unwrap().unwrap().get().await }).unwrap();
+                let item = await_with(|| async { Q.get().unwrap().unwrap().get().await })
+                    .unwrap()
+                    .expect("the queue stays open");
                 if item == 0 {
                     return sum;
                 }
@@ -303,7 +305,7 @@ fn thread_consumes_kernel_queue() {
             }
         });
         for i in [1, 2, 3, 0] {
-            q.put(i).await;
+            q.put(i).await.expect("open");
         }
         t.join().await.unwrap()
     });
