@@ -6,6 +6,7 @@
 //! The `stream_socket!` macro gives `TcpStream` and `UnixStream` the same methods (`recv`,
 //! `recv_into`, `send`, `sendall`, `sendall_counted`, `shutdown`, `as_stream`) and trait impls
 //! (`AsyncRead`/`AsyncWrite` on the type and on `&T`, so one task can read while another writes).
+//! The `buffer_size_options!` macro gives every socket type the `SO_SNDBUF`/`SO_RCVBUF` accessors.
 //! A short stream read clears read readiness, so the next read waits for the next edge instead of
 //! making a failing syscall, while the reactor's sticky hang-up bit keeps a close that came with
 //! the data visible.
@@ -341,6 +342,7 @@ macro_rules! stream_socket {
 
         $crate::socket::async_io_impls!($ty);
         $crate::socket::async_io_impls!(&$ty);
+        $crate::socket::buffer_size_options!($ty);
     };
 }
 
@@ -384,6 +386,67 @@ macro_rules! async_io_impls {
 }
 
 pub(crate) use async_io_impls;
+
+/// The `SO_SNDBUF` and `SO_RCVBUF` accessors every socket type has, written once.
+macro_rules! buffer_size_options {
+    ($ty:ident) => {
+        impl $ty {
+            /// Sets `SO_SNDBUF`, the size in bytes of the kernel's send buffer for this socket.
+            ///
+            /// The kernel clamps the size to its limits (on Linux `net.core.wmem_max`) and may
+            /// round it; Linux doubles it to make room for its bookkeeping, so
+            /// [`send_buffer_size`](Self::send_buffer_size) reports the doubled value.
+            ///
+            /// # Errors
+            ///
+            /// As `setsockopt`.
+            #[doc(alias = "SO_SNDBUF")]
+            pub fn set_send_buffer_size(&self, size: usize) -> std::io::Result<()> {
+                Ok(rustix::net::sockopt::set_socket_send_buffer_size(
+                    self, size,
+                )?)
+            }
+
+            /// The size in bytes of the kernel's send buffer for this socket (`SO_SNDBUF`).
+            ///
+            /// # Errors
+            ///
+            /// As `getsockopt`.
+            #[doc(alias = "SO_SNDBUF")]
+            pub fn send_buffer_size(&self) -> std::io::Result<usize> {
+                Ok(rustix::net::sockopt::socket_send_buffer_size(self)?)
+            }
+
+            /// Sets `SO_RCVBUF`, the size in bytes of the kernel's receive buffer for this socket.
+            ///
+            /// The kernel clamps the size to its limits (on Linux `net.core.rmem_max`) and may
+            /// round it; Linux doubles it to make room for its bookkeeping, so
+            /// [`recv_buffer_size`](Self::recv_buffer_size) reports the doubled value.
+            ///
+            /// # Errors
+            ///
+            /// As `setsockopt`.
+            #[doc(alias = "SO_RCVBUF")]
+            pub fn set_recv_buffer_size(&self, size: usize) -> std::io::Result<()> {
+                Ok(rustix::net::sockopt::set_socket_recv_buffer_size(
+                    self, size,
+                )?)
+            }
+
+            /// The size in bytes of the kernel's receive buffer for this socket (`SO_RCVBUF`).
+            ///
+            /// # Errors
+            ///
+            /// As `getsockopt`.
+            #[doc(alias = "SO_RCVBUF")]
+            pub fn recv_buffer_size(&self) -> std::io::Result<usize> {
+                Ok(rustix::net::sockopt::socket_recv_buffer_size(self)?)
+            }
+        }
+    };
+}
+
+pub(crate) use buffer_size_options;
 
 #[cfg(test)]
 mod tests {

@@ -86,7 +86,7 @@ pub fn tcp_server_socket(
 impl TcpListener {
     /// Binds a listening socket (with `SO_REUSEADDR`, backlog 128) to the first address that works.
     ///
-    /// Names are resolved by the standard library, blocking; use [`crate::getaddrinfo`] first to
+    /// Names are resolved by the standard library, blocking; use [`getaddrinfo`](crate::getaddrinfo) first to
     /// resolve on the thread pool.
     ///
     /// # Errors
@@ -187,6 +187,98 @@ pub type Incoming<'a> = AcceptStream<'a, net::TcpListener, (TcpStream, SocketAdd
 ///
 /// One task may read while another writes; two tasks reading (or two writing) at once get
 /// [`io::ErrorKind::ResourceBusy`].
+///
+/// # A reader and a writer on one connection
+///
+/// Every operation takes `&self`, and `AsyncRead`/`AsyncWrite` are implemented for `&TcpStream`
+/// too, so a connection is split by sharing it: put it in an `Rc` (tasks run on one thread) and
+/// give a clone to each task.
+/// A task that wants buffered reads wraps the shared reference, `SocketStream::new(&*rc)`, and
+/// keeps the stream itself free for the writer.
+/// The connection closes when the last `Rc` is dropped; a half-close is
+/// [`shutdown(Shutdown::Write)`](Self::shutdown).
+///
+/// ```
+/// # mod curio { pub use curio_kernel::{run, spawn}; pub mod net { pub use curio_net::*; } }
+/// use std::net::Shutdown;
+/// use std::rc::Rc;
+///
+/// use curio::net::{SocketStream, TcpListener, TcpStream};
+///
+/// curio::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     // An echo peer, so the example is self-contained.
+///     let peer = curio::spawn(async move {
+///         let (client, _) = listener.accept().await?;
+///         let mut client = client.as_stream();
+///         loop {
+///             let line = client.read_line(1024).await?;
+///             if line.is_empty() {
+///                 break;
+///             }
+///             client.write(&line).await?;
+///         }
+///         std::io::Result::Ok(())
+///     });
+///
+///     let conn = Rc::new(TcpStream::connect(addr).await?);
+///     let writer = curio::spawn({
+///         let conn = Rc::clone(&conn);
+///         async move {
+///             for word in ["hello", "world"] {
+///                 conn.sendall(format!("{word}\n").as_bytes()).await?;
+///             }
+///             conn.shutdown(Shutdown::Write)
+///         }
+///     });
+///     let reader = curio::spawn({
+///         let conn = Rc::clone(&conn);
+///         async move {
+///             let mut lines = SocketStream::new(&*conn);
+///             lines.read_lines().await
+///         }
+///     });
+///
+///     let lines = reader.join().await.unwrap()?;
+///     assert_eq!(lines, [b"hello\n".to_vec(), b"world\n".to_vec()]);
+///     writer.join().await.unwrap()?;
+///     peer.join().await.unwrap()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Socket options
+///
+/// The common options have methods: [`set_nodelay`](Self::set_nodelay) (`TCP_NODELAY`),
+/// [`set_keepalive`](Self::set_keepalive) (`SO_KEEPALIVE`), [`set_ttl`](Self::set_ttl),
+/// [`set_send_buffer_size`](Self::set_send_buffer_size) (`SO_SNDBUF`) and
+/// [`set_recv_buffer_size`](Self::set_recv_buffer_size) (`SO_RCVBUF`), each with a getter.
+/// For any other option, every curio socket is [`AsFd`]: pass the socket (or `as_fd()`) to
+/// `rustix::net::sockopt`, or to `socket2::SockRef::from(&stream)`.
+/// Options that must be set before `connect` or `listen` go on a standard or `socket2` socket
+/// that is then wrapped with [`from_std`](Self::from_std).
+///
+/// ```
+/// # mod curio { pub use curio_kernel::{run, spawn}; pub mod net { pub use curio_net::*; } }
+/// use std::time::Duration;
+///
+/// use curio::net::{TcpListener, TcpStream};
+///
+/// curio::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let s = TcpStream::connect(listener.local_addr()?).await?;
+///     s.set_nodelay(true)?;
+///     s.set_keepalive(true)?;
+///     s.set_send_buffer_size(256 * 1024)?;
+///     assert!(s.nodelay()?);
+///     // Any other option, here with rustix (`socket2::SockRef::from(&s)` works too).
+///     rustix::net::sockopt::set_tcp_keepidle(&s, Duration::from_secs(60))?;
+///     assert_eq!(rustix::net::sockopt::tcp_keepidle(&s)?, Duration::from_secs(60));
+///     std::io::Result::Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct TcpStream {
     s: Socket<net::TcpStream>,
 }
@@ -204,7 +296,7 @@ stream_socket!(TcpStream, net::TcpStream);
 
 impl TcpStream {
     /// Connects to `addr`, trying each resolved address in turn (for Happy Eyeballs over names,
-    /// see [`crate::open_connection`]).
+    /// see [`open_connection`](crate::open_connection)).
     ///
     /// # Errors
     ///
@@ -301,6 +393,15 @@ impl TcpStream {
         Ok(rustix::net::sockopt::set_socket_keepalive(self, on)?)
     }
 
+    /// Whether `SO_KEEPALIVE` is set.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        Ok(rustix::net::sockopt::socket_keepalive(self)?)
+    }
+
     /// Sets the time-to-live of outgoing packets.
     ///
     /// # Errors
@@ -308,5 +409,14 @@ impl TcpStream {
     /// As `setsockopt`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.s.get_ref().set_ttl(ttl)
+    }
+
+    /// The time-to-live of outgoing packets.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.s.get_ref().ttl()
     }
 }

@@ -20,6 +20,8 @@ impl fmt::Debug for UdpSocket {
     }
 }
 
+crate::socket::buffer_size_options!(UdpSocket);
+
 impl UdpSocket {
     /// Binds a UDP socket to `addr`.
     ///

@@ -195,6 +195,8 @@ impl fmt::Debug for UnixDatagram {
     }
 }
 
+crate::socket::buffer_size_options!(UnixDatagram);
+
 impl UnixDatagram {
     /// Binds a datagram socket to `path`.
     ///

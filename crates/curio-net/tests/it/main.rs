@@ -1,6 +1,7 @@
 //! curio-net's integration tests: one binary, a module per area.
 
 mod shutdown;
+mod sockopt;
 #[cfg(feature = "tls")]
 mod tls;
 
