@@ -4,8 +4,11 @@
 //!
 //! A worker is the current executable, started again with `CURIO_WORKER=1` in its environment
 //! and one end of a Unix socket pair as its standard input; its standard output and error stay
-//! the parent's, for printing. [`worker_main`] moves the socket off descriptor 0 (which then
-//! reads `/dev/null`), says hello, and serves one call at a time. Every message is a frame: a
+//! the parent's, for printing. The parent sends the worker two pipes over the socket
+//! (`SCM_RIGHTS`): requests and replies travel on them, since a pipe round trip costs about half
+//! a socket's, and the socket stays open only so that the worker sees the parent go.
+//! [`worker_main`] moves the socket off descriptor 0 (which then reads `/dev/null`), receives
+//! the pipes, says hello, and serves one call at a time. Every message is a frame: a
 //! little-endian `u32` length and that many bytes. A request holds the caller's frame limit
 //! (`u32`), the function's name (`u16` length, bytes) and the argument in postcard; a reply holds
 //! a tag (result, panic, unknown function, bad argument, result too large, unencodable result)
@@ -17,8 +20,8 @@
 //! alive; the last such kernel's drop shuts it down and reaps its workers. A call leases an idle
 //! worker (or starts one, up to the pool's size, or waits for one to come free) and talks to it
 //! from the calling kernel's thread through that kernel's reactor: a round trip costs the same
-//! two wake-ups as a pipe to a child. The socket is registered for the call only, so the next
-//! call may come from another kernel. A cancelled call's worker is killed by a short-lived
+//! two wake-ups as a pipe to a child. A worker's pipes are registered with the reactor of the
+//! kernel that last used them, and registered anew when another kernel leases the worker. A cancelled call's worker is killed by a short-lived
 //! `curio-procpool-reaper` thread (`SIGTERM`, the grace period, `SIGKILL`, `waitpid`), so no
 //! kernel's thread waits for it; each worker runs one `curio-worker-watch` thread that exits it
 //! when the parent goes.
@@ -304,9 +307,10 @@ fn serve(registry: &Registry) -> io::Result<()> {
     rustix::stdio::dup2_stdin(&null)?;
     drop(null);
     let sock = UnixStream::from(sock);
-    watch_parent(sock.try_clone()?);
-    let mut tx = sock.try_clone()?;
-    let mut rx = io::BufReader::with_capacity(64 * 1024, sock);
+    let (req, rep) = receive_pipes(&sock)?;
+    watch_parent(sock);
+    let mut tx = std::fs::File::from(rep);
+    let mut rx = io::BufReader::with_capacity(64 * 1024, std::fs::File::from(req));
     write_frame(&mut tx, HELLO)?;
     loop {
         let Some(req) = read_frame(&mut rx, usize::MAX)? else {
@@ -314,6 +318,31 @@ fn serve(registry: &Registry) -> io::Result<()> {
         };
         let reply = handle(registry, &req);
         write_frame(&mut tx, &reply)?;
+    }
+}
+
+/// Receives the two pipes (requests, replies) the parent sends over the socket.
+fn receive_pipes(sock: &UnixStream) -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    rustix::net::recvmsg(
+        sock,
+        &mut [io::IoSliceMut::new(&mut byte)],
+        &mut cmsg,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for msg in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(got) = msg {
+            fds.extend(got);
+        }
+    }
+    let mut fds = fds.into_iter();
+    match (fds.next(), fds.next()) {
+        (Some(req), Some(rep)) => Ok((req, rep)),
+        _ => Err(io::Error::other("the parent sent no pipes")),
     }
 }
 
@@ -387,7 +416,7 @@ fn parse_request(req: &[u8]) -> Option<(usize, &str, &[u8])> {
 }
 
 /// Writes one frame on a blocking stream, in one write: the parent wakes once per reply.
-fn write_frame(sock: &mut UnixStream, payload: &[u8]) -> io::Result<()> {
+fn write_frame(sock: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
     let mut frame = Vec::with_capacity(4 + payload.len());
     frame.extend_from_slice(&len.to_le_bytes());
@@ -784,12 +813,20 @@ impl Lease {
             Some(mut w) => {
                 if w.kernel != kernel {
                     // Registered with another kernel's reactor: register anew with this one.
-                    let sock = std::mem::replace(
-                        &mut w.sock,
-                        curio_reactor::Async::new(placeholder_socket()?),
-                    );
-                    w.sock = curio_reactor::Async::new(sock.into_inner());
-                    w.kernel = kernel;
+                    let Worker {
+                        child,
+                        _sock,
+                        tx,
+                        rx,
+                        ..
+                    } = w;
+                    w = Worker {
+                        child,
+                        _sock,
+                        tx: curio_reactor::Async::new(tx.into_inner()),
+                        rx: curio_reactor::Async::new(rx.into_inner()),
+                        kernel,
+                    };
                 }
                 lease.worker = Some(w);
             }
@@ -848,10 +885,7 @@ impl Lease {
     /// reactor) and reaps it; `None` if that fails.
     async fn reap(mut self) -> Option<ExitStatus> {
         let w = self.worker.take()?;
-        let Worker {
-            mut child, sock, ..
-        } = w;
-        drop(sock);
+        let Worker { mut child, .. } = w;
         self.uncount();
         if let Ok(Some(s)) = child.try_wait() {
             return Some(s);
@@ -958,17 +992,18 @@ impl<F> Drop for WaiterGuard<'_, F> {
     }
 }
 
-/// One worker process and the parent's end of its socket (non-blocking).
+/// One worker process and the parent's ends of its pipes (non-blocking). Frames travel on
+/// pipes, which cost about half a Unix socket per round trip; the socket stays open, unused, so
+/// the worker sees it hang up when the parent dies.
 struct Worker {
     child: Child,
-    sock: curio_reactor::Async<UnixStream>,
-    /// The kernel whose reactor `sock` may be registered with.
+    _sock: UnixStream,
+    /// Requests to the worker.
+    tx: curio_reactor::Async<OwnedFd>,
+    /// Replies from the worker.
+    rx: curio_reactor::Async<OwnedFd>,
+    /// The kernel whose reactor `tx` and `rx` may be registered with.
     kernel: u64,
-}
-
-/// A socket to stand in for a worker's while it moves between registrations.
-fn placeholder_socket() -> Result<UnixStream, ProcessError> {
-    UnixStream::pair().map(|(a, _)| a).map_err(ProcessError::Io)
 }
 
 impl Worker {
@@ -982,16 +1017,29 @@ impl Worker {
             )));
         }
         let spawned = (|| {
+            use rustix::pipe::PipeFlags;
             let (mine, theirs) = UnixStream::pair()?;
-            let child = Command::new(std::env::current_exe()?)
+            let (req_r, req_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+            let (rep_r, rep_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+            let mut child = Command::new(std::env::current_exe()?)
                 .args(args)
                 .env(ENV_WORKER, "1")
                 .stdin(Stdio::from(OwnedFd::from(theirs)))
                 .spawn()?;
-            mine.set_nonblocking(true)?;
+            if let Err(e) = send_pipes(&mine, &req_r, &rep_w) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+            // Only the worker holds these ends now, so its death reads as end of file here.
+            drop((req_r, rep_w));
+            rustix::io::ioctl_fionbio(&req_w, true)?;
+            rustix::io::ioctl_fionbio(&rep_r, true)?;
             Ok::<_, io::Error>(Worker {
                 child,
-                sock: curio_reactor::Async::new(mine),
+                _sock: mine,
+                tx: curio_reactor::Async::new(req_w),
+                rx: curio_reactor::Async::new(rep_r),
                 kernel,
             })
         })();
@@ -1017,7 +1065,10 @@ impl Worker {
 
     async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let n = self.sock.write_with(|s| (&*s).write(data)).await?;
+            let n = self
+                .tx
+                .write_with(|fd| rustix::io::write(fd, data).map_err(io::Error::from))
+                .await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -1040,7 +1091,7 @@ impl Worker {
                 if filled == 4 + len {
                     // One reply per request: the socket is empty now, so the next call's read
                     // waits for an event instead of trying a read that would fail.
-                    self.sock.clear_ready(curio_reactor::Direction::Read);
+                    self.rx.clear_ready(curio_reactor::Direction::Read);
                     buf.truncate(filled);
                     return Ok(buf.split_off(4));
                 }
@@ -1054,8 +1105,10 @@ impl Worker {
                 buf.len().min(4096)
             };
             let n = self
-                .sock
-                .read_with(|s| (&*s).read(&mut buf[filled..end]))
+                .rx
+                .read_with(|fd| {
+                    rustix::io::read(fd, &mut buf[filled..end]).map_err(io::Error::from)
+                })
                 .await?;
             if n == 0 {
                 return Err(IoFail::Io(io::ErrorKind::UnexpectedEof.into()));
@@ -1067,9 +1120,9 @@ impl Worker {
     /// Sends `SIGTERM`, gives the worker `grace` to exit, then `SIGKILL`; reaps it. Blocks.
     fn kill(self, grace: Duration) {
         let Worker {
-            mut child, sock, ..
+            mut child, tx, rx, ..
         } = self;
-        drop(sock);
+        drop((tx, rx));
         let pid = rustix::process::Pid::from_child(&child);
         if !grace.is_zero()
             && rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
@@ -1084,13 +1137,31 @@ impl Worker {
     /// after `grace` (at least a second). Blocks.
     fn stop(self, grace: Duration) {
         let Worker {
-            mut child, sock, ..
+            mut child, tx, rx, ..
         } = self;
-        drop(sock);
+        drop((tx, rx));
         wait_exit(&child, grace.max(Duration::from_secs(1)));
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// Sends the worker's ends of its pipes over its socket.
+fn send_pipes(sock: &UnixStream, req: &OwnedFd, rep: &OwnedFd) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    let fds = [req.as_fd(), rep.as_fd()];
+    if !cmsg.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::Error::other("no room for two descriptors"));
+    }
+    rustix::net::sendmsg(
+        sock,
+        &[io::IoSlice::new(b"p")],
+        &mut cmsg,
+        SendFlags::empty(),
+    )?;
+    Ok(())
 }
 
 /// Waits up to `grace` for `child` to exit, on its pidfd (without one, not at all).
