@@ -58,6 +58,13 @@
 //! - Curio's "catch `CancelledError`, clean up, return" becomes `disable_cancellation(async {
 //!   race(work, cancel_requested()).await; cleanup().await })`, with any select combinator as
 //!   `race`.
+//!
+//! ## Cleanup
+//!
+//! - Curio's `try: ... finally: cleanup()` is a guard value whose `Drop` does the cleanup: a
+//!   dropped future drops its locals, so the guard runs on return, `?`, panic, cancellation and
+//!   timeout alike, in the task's own turn. `disable_cancellation`'s docs show the idiom with a
+//!   runnable example, and the shield for cleanup that must await.
 
 use std::fmt;
 use std::future::Future;
@@ -126,14 +133,15 @@ fn reason(h: &Header) -> Option<CancelReason> {
 /// # Examples
 ///
 /// ```
-/// use curio_kernel::{CancelReason, check_cancellation, disable_cancellation};
+/// # mod curio { pub use curio_kernel::{CancelReason, check_cancellation, disable_cancellation, run, spawn}; pub use curio_time::yield_now; }
+/// use curio::{CancelReason, check_cancellation, disable_cancellation};
 ///
-/// curio_kernel::run(async {
-///     let t = curio_kernel::spawn(disable_cancellation(async {
-///         curio_kernel::yield_now().await;
+/// curio::run(async {
+///     let t = curio::spawn(disable_cancellation(async {
+///         curio::yield_now().await;
 ///         check_cancellation()
 ///     }));
-///     curio_kernel::yield_now().await; // let it enter its shield
+///     curio::yield_now().await; // let it enter its shield
 ///     t.cancel_nowait();
 ///     assert_eq!(t.join().await.unwrap(), Ok(Some(CancelReason::Cancelled)));
 /// });
@@ -231,18 +239,67 @@ impl<F> fmt::Debug for Shield<F> {
 /// This is what cancel safety is made of: the shielded future is not dropped by cancellation.
 /// If user code drops the `Shield` itself, `fut` is dropped with it.
 ///
+/// # Cleanup on cancellation (Curio's `finally`)
+///
+/// A cancelled task, or the future inside an expired timeout scope, is dropped at the `.await`
+/// where it was suspended, so code after that `.await` never runs: there is no
+/// `CancelledError` to catch.
+/// Cleanup that must run however the code ends goes in the `Drop` of a guard value, which runs on
+/// return, on `?`, on a panic, on cancellation and on a timeout alike, in the task's own turn
+/// (so [`current_task`](crate::current_task) still names the task).
+/// `Drop` cannot await: cleanup that must (a goodbye message, a flush) runs inside a shield,
+/// `disable_cancellation(async { work_or_cancel_requested.await; cleanup.await })`, racing the
+/// work against [`cancel_requested`] with any select combinator, or in a task the guard's `Drop`
+/// spawns.
+///
+/// ```
+/// # mod curio { pub use curio_kernel::{ignore_after, run, spawn}; pub use curio_time::{sleep, yield_now}; }
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+///
+/// /// Runs its closure when dropped, however the code that owns it ends.
+/// struct Finally<F: FnMut()>(F);
+///
+/// impl<F: FnMut()> Drop for Finally<F> {
+///     fn drop(&mut self) {
+///         (self.0)()
+///     }
+/// }
+///
+/// async fn worker(cleaned_up: Rc<Cell<u32>>) {
+///     let _finally = Finally(move || cleaned_up.set(cleaned_up.get() + 1));
+///     curio::sleep(Duration::from_secs(3600)).await; // dropped here
+///     unreachable!("cancelled or timed out before this");
+/// }
+///
+/// curio::run(async {
+///     let cleaned_up = Rc::new(Cell::new(0));
+///     // Cancelled: the guard runs before `cancel().await` returns.
+///     let task = curio::spawn(worker(Rc::clone(&cleaned_up)));
+///     curio::yield_now().await; // let it reach its sleep
+///     task.cancel().await;
+///     assert_eq!(cleaned_up.get(), 1);
+///     // Timed out: the guard runs before `ignore_after` returns.
+///     let r = curio::ignore_after(Duration::from_millis(1), worker(Rc::clone(&cleaned_up))).await;
+///     assert!(r.is_none());
+///     assert_eq!(cleaned_up.get(), 2);
+/// });
+/// ```
+///
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::{disable_cancellation, run, spawn}; pub use curio_time::{sleep, yield_now}; }
 /// use std::time::Duration;
-/// use curio_kernel::{disable_cancellation, sleep, spawn};
+/// use curio::{disable_cancellation, sleep, spawn};
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let t = spawn(disable_cancellation(async {
 ///         sleep(Duration::from_millis(10)).await;
 ///         "finished anyway"
 ///     }));
-///     curio_kernel::yield_now().await;
+///     curio::yield_now().await;
 ///     t.cancel().await;
 ///     // The shielded task returned normally; its cancellation was requested all the same.
 ///     assert!(t.is_cancelled());

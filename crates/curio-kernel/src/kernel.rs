@@ -70,7 +70,8 @@ use crate::scheduler::{MainCtx, cycle, step_cycle};
 /// # Examples
 ///
 /// ```
-/// let mut kernel = curio_kernel::Kernel::new();
+/// # mod curio { pub use curio_kernel::Kernel; }
+/// let mut kernel = curio::Kernel::new();
 /// assert_eq!(kernel.run(async { 1 + 1 }), 2);
 /// assert_eq!(kernel.run(async { 3 }), 3);
 /// ```
@@ -499,7 +500,8 @@ pub async fn run_until_thread_done<T: Send + 'static>(
 /// # Examples
 ///
 /// ```
-/// assert_eq!(curio_kernel::run(async { "hello" }), "hello");
+/// # mod curio { pub use curio_kernel::run; }
+/// assert_eq!(curio::run(async { "hello" }), "hello");
 /// ```
 pub fn run<F: Future>(fut: F) -> F::Output {
     Kernel::new().run(fut)

@@ -108,13 +108,14 @@ impl<T: Clone + 'static> TaskLocal<T> {
 /// # Examples
 ///
 /// ```
-/// curio_kernel::task_local! {
+/// # mod curio { pub use curio_kernel::{run, spawn, task_local}; }
+/// curio::task_local! {
 ///     static USER: String;
 /// }
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     USER.set("ann".to_string()).unwrap();
-///     let child = curio_kernel::spawn(async {
+///     let child = curio::spawn(async {
 ///         let inherited = USER.get().unwrap();
 ///         USER.set("bob".to_string()).unwrap();
 ///         inherited

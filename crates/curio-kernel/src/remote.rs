@@ -31,12 +31,13 @@ use crate::id::TaskId;
 /// # Examples
 ///
 /// ```
-/// let mut kernel = curio_kernel::Kernel::new();
+/// # mod curio { pub use curio_kernel::Kernel; pub mod rt { pub use curio_kernel::run_until_thread_done; } }
+/// let mut kernel = curio::Kernel::new();
 /// let handle = kernel.handle();
 /// let t = std::thread::spawn(move || handle.spawn(async { 40 + 2 }).join_blocking());
 /// // The kernel runs the remote task while its main task waits for the thread.
 /// let out = kernel.run(async move {
-///     curio_kernel::run_until_thread_done(t).await
+///     curio::rt::run_until_thread_done(t).await
 /// });
 /// assert_eq!(out.unwrap().unwrap(), 42);
 /// ```
@@ -291,10 +292,11 @@ impl<T> RemoteTask<T> {
     /// A plain thread waits for a task it spawned on a kernel:
     ///
     /// ```
-    /// let mut kernel = curio_kernel::Kernel::new();
+    /// # mod curio { pub use curio_kernel::Kernel; pub mod rt { pub use curio_kernel::run_until_thread_done; } }
+    /// let mut kernel = curio::Kernel::new();
     /// let handle = kernel.handle();
     /// let t = std::thread::spawn(move || handle.spawn(async { 2 + 2 }).join_blocking());
-    /// let out = kernel.run(curio_kernel::run_until_thread_done(t));
+    /// let out = kernel.run(curio::rt::run_until_thread_done(t));
     /// assert_eq!(out.unwrap().unwrap(), 4);
     /// ```
     #[track_caller]

@@ -30,8 +30,9 @@ use crate::id::TaskId;
 /// # Examples
 ///
 /// ```
-/// let v = curio_kernel::run(async {
-///     let child = curio_kernel::spawn(async { 6 * 7 });
+/// # mod curio { pub use curio_kernel::{run, spawn}; }
+/// let v = curio::run(async {
+///     let child = curio::spawn(async { 6 * 7 });
 ///     child.join().await.unwrap()
 /// });
 /// assert_eq!(v, 42);
@@ -56,8 +57,9 @@ pub fn spawn_daemon<F: Future + 'static>(fut: F) -> Task<F::Output> {
 /// # Examples
 ///
 /// ```
-/// curio_kernel::run(async {
-///     let t = curio_kernel::Builder::new().name("worker").daemon().spawn(async {});
+/// # mod curio { pub use curio_kernel::{Builder, run}; }
+/// curio::run(async {
+///     let t = curio::Builder::new().name("worker").daemon().spawn(async {});
 ///     assert_eq!(t.name(), "worker");
 ///     assert!(t.is_daemon());
 /// });
@@ -460,10 +462,11 @@ async fn cancel_and_wait(h: &Header) {
 /// # Examples
 ///
 /// ```
-/// curio_kernel::run(async {
-///     let me = curio_kernel::current_task();
+/// # mod curio { pub use curio_kernel::{current_task, run, spawn}; }
+/// curio::run(async {
+///     let me = curio::current_task();
 ///     assert_eq!(me.parent_id(), None);
-///     let child = curio_kernel::spawn(async { curio_kernel::current_task().parent_id() });
+///     let child = curio::spawn(async { curio::current_task().parent_id() });
 ///     assert_eq!(child.join().await.unwrap(), Some(me.id()));
 /// });
 /// ```

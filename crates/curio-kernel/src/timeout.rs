@@ -214,10 +214,11 @@ impl Scope {
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::{run, timeout_after}; pub use curio_time::sleep; }
 /// use std::time::Duration;
-/// use curio_kernel::{sleep, timeout_after};
+/// use curio::{sleep, timeout_after};
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let r = timeout_after(Duration::from_millis(10), sleep(Duration::from_secs(60))).await;
 ///     assert!(r.is_err());
 ///     let r = timeout_after(Duration::from_secs(60), async { 5 }).await;
@@ -276,9 +277,10 @@ pub fn timeout_after_opt<F: Future>(d: Option<Duration>, fut: F) -> Timeout<F> {
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::{ignore_after, run}; }
 /// use std::time::Duration;
-/// curio_kernel::run(async {
-///     let r = curio_kernel::ignore_after(Duration::from_millis(5), std::future::pending::<()>()).await;
+/// curio::run(async {
+///     let r = curio::ignore_after(Duration::from_millis(5), std::future::pending::<()>()).await;
 ///     assert_eq!(r, None);
 /// });
 /// ```

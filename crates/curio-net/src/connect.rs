@@ -132,10 +132,11 @@ impl std::error::Error for ConnectErrors {}
 /// A fake connector: the first target hangs, the second connects.
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::Kernel; pub mod net { pub use curio_net::*; } }
 /// use std::time::Duration;
 ///
-/// let mut kernel = curio_kernel::Kernel::builder().virtual_clock(true).build();
-/// let won = kernel.run(curio_net::happy_eyeballs(
+/// let mut kernel = curio::Kernel::builder().virtual_clock(true).build();
+/// let won = kernel.run(curio::net::happy_eyeballs(
 ///     vec![1, 2],
 ///     Duration::from_millis(300),
 ///     |t| async move {

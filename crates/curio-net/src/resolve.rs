@@ -16,8 +16,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// # Examples
 ///
 /// ```
-/// curio_kernel::run(async {
-///     let addrs = curio_net::getaddrinfo("localhost", 80).await.unwrap();
+/// # mod curio { pub use curio_kernel::run; pub mod net { pub use curio_net::*; } }
+/// curio::run(async {
+///     let addrs = curio::net::getaddrinfo("localhost", 80).await.unwrap();
 ///     assert!(addrs.iter().any(|a| a.ip().is_loopback()));
 /// });
 /// ```
@@ -43,7 +44,8 @@ pub async fn getaddrinfo(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
 /// # Examples
 ///
 /// ```
-/// assert!(!curio_net::gethostname().is_empty());
+/// # mod curio { pub mod net { pub use curio_net::*; } }
+/// assert!(!curio::net::gethostname().is_empty());
 /// ```
 pub fn gethostname() -> String {
     rustix::system::uname()
@@ -66,9 +68,10 @@ pub fn gethostname() -> String {
 /// # Examples
 ///
 /// ```
-/// curio_kernel::run(async {
+/// # mod curio { pub use curio_kernel::run; pub mod net { pub use curio_net::*; } }
+/// curio::run(async {
 ///     let (host, _service) =
-///         curio_net::getnameinfo("127.0.0.1:80".parse().unwrap()).await.unwrap();
+///         curio::net::getnameinfo("127.0.0.1:80".parse().unwrap()).await.unwrap();
 ///     assert!(!host.is_empty());
 /// });
 /// ```

@@ -140,16 +140,17 @@ impl ServerOptions {
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::{run, spawn}; pub mod net { pub use curio_net::*; } }
 /// use std::time::Duration;
-/// use curio_net::{ServerOptions, ServerShutdown, TcpListener, TcpStream, run_server_with};
+/// use curio::net::{ServerOptions, ServerShutdown, TcpListener, TcpStream, run_server_with};
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let listener = TcpListener::bind("127.0.0.1:0")?;
 ///     let stop = ServerShutdown::new();
 ///     let options = ServerOptions::default()
 ///         .shutdown(&stop)
 ///         .grace_period(Duration::from_secs(1));
-///     let server = curio_kernel::spawn(run_server_with(
+///     let server = curio::spawn(run_server_with(
 ///         listener,
 ///         |_client: TcpStream, _peer| async {},
 ///         options,

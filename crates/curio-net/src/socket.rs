@@ -184,7 +184,8 @@ impl<T: AsFd> AsFd for Socket<T> {
 }
 
 /// An accept loop as a `Stream`: each item is one `accept`, tried first and waited for on
-/// `EAGAIN`, like every other operation. Named by [`crate::Incoming`] and [`crate::UnixIncoming`].
+/// `EAGAIN`, like every other operation. Named by [`Incoming`](crate::Incoming) and
+/// [`UnixIncoming`](crate::UnixIncoming).
 #[must_use = "streams do nothing unless polled"]
 pub struct AcceptStream<'a, T: AsFd, R> {
     pub(crate) io: &'a Async<T>,

@@ -52,9 +52,10 @@ impl std::error::Error for IncompleteRead {}
 /// # Examples
 ///
 /// ```
-/// use curio_net::UnixStream;
+/// # mod curio { pub use curio_kernel::run; pub mod net { pub use curio_net::*; } }
+/// use curio::net::UnixStream;
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let (a, b) = UnixStream::pair().unwrap();
 ///     let mut a = a.as_stream();
 ///     let mut b = b.as_stream();

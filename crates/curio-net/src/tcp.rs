@@ -59,7 +59,8 @@ impl fmt::Debug for TcpListener {
 /// # Examples
 ///
 /// ```
-/// let l = curio_net::tcp_server_socket("127.0.0.1:0".parse().unwrap(), 128, true, false)?;
+/// # mod curio { pub mod net { pub use curio_net::*; } }
+/// let l = curio::net::tcp_server_socket("127.0.0.1:0".parse().unwrap(), 128, true, false)?;
 /// assert!(l.local_addr()?.port() > 0);
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -86,8 +87,8 @@ pub fn tcp_server_socket(
 impl TcpListener {
     /// Binds a listening socket (with `SO_REUSEADDR`, backlog 128) to the first address that works.
     ///
-    /// Names are resolved by the standard library, blocking; use [`getaddrinfo`](crate::getaddrinfo) first to
-    /// resolve on the thread pool.
+    /// Names are resolved by the standard library, blocking; use
+    /// [`getaddrinfo`](crate::getaddrinfo) first to resolve on the thread pool.
     ///
     /// # Errors
     ///
@@ -260,7 +261,7 @@ pub type Incoming<'a> = AcceptStream<'a, net::TcpListener, (TcpStream, SocketAdd
 /// that is then wrapped with [`from_std`](Self::from_std).
 ///
 /// ```
-/// # mod curio { pub use curio_kernel::{run, spawn}; pub mod net { pub use curio_net::*; } }
+/// # mod curio { pub use curio_kernel::run; pub mod net { pub use curio_net::*; } }
 /// use std::time::Duration;
 ///
 /// use curio::net::{TcpListener, TcpStream};

@@ -26,18 +26,19 @@
 //! A handshake and an echo over a Unix socket pair, with the test certificates of this crate:
 //!
 //! ```
-//! use curio_net::UnixStream;
-//! use curio_net::tls::{TlsAcceptor, TlsConnector};
+//! # mod curio { pub use curio_kernel::{run, spawn}; pub mod net { pub use curio_net::*; } }
+//! use curio::net::UnixStream;
+//! use curio::net::tls::{TlsAcceptor, TlsConnector};
 //!
 //! # macro_rules! cert { ($f:literal) => { include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs/", $f)) } }
 //! let ca: &[u8] = cert!("ca.pem");
 //! let chain: &[u8] = cert!("server.pem");
 //! let key: &[u8] = cert!("server.key");
-//! curio_kernel::run(async {
+//! curio::run(async {
 //!     let acceptor = TlsAcceptor::from_pem(chain, key, &[b"echo/1"])?;
 //!     let connector = TlsConnector::from_pem(ca, &[b"echo/1"])?;
 //!     let (a, b) = UnixStream::pair()?;
-//!     let server = curio_kernel::spawn(async move {
+//!     let server = curio::spawn(async move {
 //!         let mut s = acceptor.accept(b).await?;
 //!         let data = s.recv(100).await?;
 //!         s.sendall(&data).await?;
@@ -144,11 +145,12 @@ fn alpn_list(alpn: &[&[u8]]) -> Vec<Vec<u8>> {
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub mod net { pub use curio_net::*; } }
 /// let ca = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs/ca.pem"));
-/// let config = curio_net::tls::client_config(ca, &[b"h2", b"http/1.1"])?;
+/// let config = curio::net::tls::client_config(ca, &[b"h2", b"http/1.1"])?;
 /// assert_eq!(config.alpn_protocols.len(), 2);
 ///
-/// let err = curio_net::tls::client_config(b"not PEM", &[]).unwrap_err();
+/// let err = curio::net::tls::client_config(b"not PEM", &[]).unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -195,15 +197,16 @@ pub fn client_config_from_file(
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub mod net { pub use curio_net::*; } }
 /// # macro_rules! cert { ($f:literal) => { include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs/", $f)) } }
 /// let chain: &[u8] = cert!("server.pem");
 /// let key: &[u8] = cert!("server.key");
-/// let config = curio_net::tls::server_config(chain, key, &[b"http/1.1"])?;
+/// let config = curio::net::tls::server_config(chain, key, &[b"http/1.1"])?;
 /// assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
 ///
 /// // The CA's key is not the server certificate's key.
 /// let wrong_key: &[u8] = cert!("ca.key");
-/// let err = curio_net::tls::server_config(chain, wrong_key, &[]).unwrap_err();
+/// let err = curio::net::tls::server_config(chain, wrong_key, &[]).unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -881,9 +884,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
 /// # Examples
 ///
 /// ```no_run
-/// use curio_net::tls::{TlsConnector, open_tls_connection};
+/// # mod curio { pub use curio_kernel::run; pub mod net { pub use curio_net::*; } }
+/// use curio::net::tls::{TlsConnector, open_tls_connection};
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let connector = TlsConnector::from_pem_file("ca.pem", &[b"http/1.1"])?;
 ///     let mut s = open_tls_connection("localhost", 25443, &connector).await?;
 ///     s.sendall(b"hello\n").await?;
@@ -922,8 +926,9 @@ pub async fn open_tls_connection(
 /// # Examples
 ///
 /// ```no_run
-/// use curio_net::TcpStream;
-/// use curio_net::tls::{TlsAcceptor, TlsStream, tls_server};
+/// # mod curio { pub use curio_kernel::run; pub mod net { pub use curio_net::*; } }
+/// use curio::net::TcpStream;
+/// use curio::net::tls::{TlsAcceptor, TlsStream, tls_server};
 ///
 /// async fn echo(mut s: TlsStream<TcpStream>, _peer: std::net::SocketAddr) -> std::io::Result<()> {
 ///     loop {
@@ -936,7 +941,7 @@ pub async fn open_tls_connection(
 /// }
 ///
 /// let acceptor = TlsAcceptor::from_pem_files("server.pem", "server.key", &[])?;
-/// curio_kernel::run(tls_server("0.0.0.0:25443", acceptor, echo))?;
+/// curio::run(tls_server("0.0.0.0:25443", acceptor, echo))?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub async fn tls_server<H, Fut>(
