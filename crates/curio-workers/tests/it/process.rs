@@ -335,3 +335,61 @@ fn call_cancelled_while_its_worker_starts_gives_its_place_back() {
         assert_eq!(children(), Vec::<u32>::new());
     }
 }
+
+#[test]
+fn worker_does_not_outlive_its_parent() {
+    // The parent (a child test process) dies by abort while its worker is inside a 30 s call;
+    // the worker must go within seconds.
+    const NAME: &str = "process::worker_does_not_outlive_its_parent";
+    if std::env::var("CURIO_TEST_CHILD").as_deref() == Ok(NAME) {
+        let mut k = Kernel::builder()
+            .worker_process_args(["--exact", "process::worker", "--nocapture", "--quiet"])
+            .max_worker_processes(1)
+            .build();
+        k.run(async {
+            let pid = run_in_process(&PID, ()).await.unwrap();
+            // The request is written in the call's first poll: the worker is busy after this.
+            drop(spawn(run_in_process(&SLEEP, 30)));
+            curio_kernel::yield_now().await;
+            curio_kernel::yield_now().await;
+            println!("WORKER {pid}");
+            use std::io::Write;
+            std::io::stdout().flush().unwrap();
+            std::process::abort();
+        });
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env("CURIO_TEST_CHILD", NAME)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pid: i32 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("WORKER "))
+        .expect("the child reports its worker")
+        .trim()
+        .parse()
+        .unwrap();
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        panic!("bad pid");
+    };
+    match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        // Already gone.
+        Err(_) => {}
+        Ok(fd) => {
+            let mut fds = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            let ten = rustix::event::Timespec {
+                tv_sec: 10,
+                tv_nsec: 0,
+            };
+            let n = rustix::event::poll(&mut fds, Some(&ten)).unwrap();
+            assert_eq!(n, 1, "the worker outlived its parent");
+        }
+    }
+}
