@@ -100,9 +100,10 @@ impl From<FileStream> for Stdio {
 /// # Examples
 ///
 /// ```
-/// use curio_process::{Command, Stdio};
+/// # mod curio { pub use curio_kernel::run; pub mod process { pub use curio_process::{Command, Stdio}; } }
+/// use curio::process::{Command, Stdio};
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn()?;
 ///     let out = child.communicate(b"").await?;
 ///     assert!(out.status.success());

@@ -116,13 +116,14 @@ impl From<CalledProcessError> for SubprocessError {
 /// # Examples
 ///
 /// ```
-/// use curio_process::{Command, run};
+/// # mod curio { pub use curio_kernel::run; pub mod process { pub use curio_process::{Command, SubprocessError, run}; } }
+/// use curio::process::{Command, run};
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let out = run(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"])).await?;
 ///     assert_eq!(out.status.code(), Some(3));
 ///     assert_eq!((&out.stdout[..], &out.stderr[..]), (&b"out\n"[..], &b"err\n"[..]));
-///     Ok::<(), curio_process::SubprocessError>(())
+///     Ok::<(), curio::process::SubprocessError>(())
 /// })?;
 /// # Ok::<(), curio_process::SubprocessError>(())
 /// ```

@@ -36,9 +36,10 @@ const CHUNK: usize = 64 * 1024;
 /// # Examples
 ///
 /// ```
-/// use curio_process::FileStream;
+/// # mod curio { pub use curio_kernel::run; pub mod process { pub use curio_process::FileStream; } }
+/// use curio::process::FileStream;
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let (r, w) = rustix::pipe::pipe()?;
 ///     let (r, w) = (FileStream::new(r)?, FileStream::new(w)?);
 ///     w.write_all(b"hello").await?;

@@ -18,18 +18,19 @@ use crate::waiters::{Key, WaitList};
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::{run, spawn, yield_now}; pub mod sync { pub use curio_sync::Condition; } }
 /// use std::rc::Rc;
-/// use curio_sync::Condition;
+/// use curio::sync::Condition;
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let cond = Rc::new(Condition::new());
 ///     let c = cond.clone();
-///     let waiter = curio_kernel::spawn(async move {
+///     let waiter = curio::spawn(async move {
 ///         let guard = c.lock().await;
 ///         let _guard = c.wait(guard).await.unwrap();
 ///         "notified"
 ///     });
-///     curio_kernel::yield_now().await;
+///     curio::yield_now().await;
 ///     let guard = cond.lock().await;
 ///     cond.notify(1).unwrap();
 ///     drop(guard);

@@ -18,14 +18,15 @@ use crate::waiters::{Key, WaitList};
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::{run, spawn, yield_now}; pub mod sync { pub use curio_sync::Event; } }
 /// use std::rc::Rc;
-/// use curio_sync::Event;
+/// use curio::sync::Event;
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let evt = Rc::new(Event::new());
 ///     let e = evt.clone();
-///     let waiter = curio_kernel::spawn(async move { e.wait().await; "woken" });
-///     curio_kernel::yield_now().await;
+///     let waiter = curio::spawn(async move { e.wait().await; "woken" });
+///     curio::yield_now().await;
 ///     evt.set();
 ///     assert_eq!(waiter.join().await.unwrap(), "woken");
 /// });

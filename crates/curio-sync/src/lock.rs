@@ -20,10 +20,11 @@ use crate::gate::Gate;
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::run; pub mod sync { pub use curio_sync::Lock; } }
 /// use std::rc::Rc;
-/// use curio_sync::Lock;
+/// use curio::sync::Lock;
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let lock = Rc::new(Lock::new());
 ///     let guard = lock.lock().await;
 ///     assert!(lock.locked());
@@ -115,9 +116,10 @@ impl Drop for LockGuard<'_> {
 /// # Examples
 ///
 /// ```
-/// use curio_sync::RLock;
+/// # mod curio { pub use curio_kernel::run; pub mod sync { pub use curio_sync::RLock; } }
+/// use curio::sync::RLock;
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let lock = RLock::new();
 ///     lock.acquire().await.unwrap();
 ///     lock.acquire().await.unwrap();

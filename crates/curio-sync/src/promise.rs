@@ -15,13 +15,14 @@ use crate::event::Event;
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::{run, spawn}; pub mod sync { pub use curio_sync::Promise; } }
 /// use std::rc::Rc;
-/// use curio_sync::Promise;
+/// use curio::sync::Promise;
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let p = Rc::new(Promise::new());
 ///     let p2 = p.clone();
-///     let reader = curio_kernel::spawn(async move { p2.get().await });
+///     let reader = curio::spawn(async move { p2.get().await });
 ///     p.set(42).unwrap();
 ///     assert_eq!(p.set(43).unwrap_err().0, 43);
 ///     assert_eq!(reader.join().await.unwrap(), 42);

@@ -15,9 +15,10 @@ use crate::gate::Gate;
 /// # Examples
 ///
 /// ```
-/// use curio_sync::Semaphore;
+/// # mod curio { pub use curio_kernel::run; pub mod sync { pub use curio_sync::Semaphore; } }
+/// use curio::sync::Semaphore;
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let sema = Semaphore::new(2);
 ///     let a = sema.acquire().await;
 ///     let _b = sema.acquire().await;
@@ -141,7 +142,8 @@ impl Drop for SemaphorePermit<'_> {
 /// # Examples
 ///
 /// ```
-/// use curio_sync::{BoundedSemaphore, SyncError};
+/// # mod curio { pub mod sync { pub use curio_sync::{BoundedSemaphore, SyncError}; } }
+/// use curio::sync::{BoundedSemaphore, SyncError};
 ///
 /// let sema = BoundedSemaphore::new(1);
 /// assert_eq!(sema.release(), Err(SyncError::TooManyReleases));

@@ -288,8 +288,9 @@ impl Drop for EnterGuard {
 /// # Examples
 ///
 /// ```
-/// let t = curio_time::clock();
-/// assert!(curio_time::clock() >= t);
+/// # mod curio { pub use curio_time::clock; }
+/// let t = curio::clock();
+/// assert!(curio::clock() >= t);
 /// ```
 pub fn clock() -> Instant {
     CURRENT.with(|c| match &*c.borrow() {
@@ -332,10 +333,11 @@ pub fn advance(d: Duration) {
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_time::sleep; }
 /// # use std::time::Duration;
 /// # let driver = curio_time::TimeDriver::new(Box::new(curio_time::RealClock));
 /// # let _g = driver.enter();
-/// let nap = curio_time::sleep(Duration::from_millis(10));
+/// let nap = curio::sleep(Duration::from_millis(10));
 /// # drop(nap);
 /// ```
 #[track_caller]
@@ -529,8 +531,9 @@ impl Drop for Sleep {
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_time::yield_now; }
 /// # async fn f() {
-/// curio_time::yield_now().await;
+/// curio::yield_now().await;
 /// # }
 /// ```
 #[track_caller]

@@ -110,10 +110,11 @@ pub struct PoolConfig {
 /// # Examples
 ///
 /// ```
-/// use curio_workers::WorkersBuilderExt;
+/// # mod curio { pub use curio_kernel::Kernel; pub use curio_workers::WorkersBuilderExt; pub mod workers { pub use curio_workers::ThreadPool; } }
+/// use curio::WorkersBuilderExt;
 ///
-/// let mut kernel = curio_kernel::Kernel::builder().max_worker_threads(2).build();
-/// let n = kernel.run(async { curio_workers::ThreadPool::current().max_threads() });
+/// let mut kernel = curio::Kernel::builder().max_worker_threads(2).build();
+/// let n = kernel.run(async { curio::workers::ThreadPool::current().max_threads() });
 /// assert_eq!(n, 2);
 /// ```
 pub trait WorkersBuilderExt {
@@ -436,8 +437,9 @@ struct CallState<R> {
 /// # Examples
 ///
 /// ```
-/// let n = curio_kernel::run(async {
-///     curio_workers::run_in_thread(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0)).await
+/// # mod curio { pub use curio_kernel::run; pub use curio_workers::run_in_thread; }
+/// let n = curio::run(async {
+///     curio::run_in_thread(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0)).await
 /// });
 /// assert!(n > 0);
 /// ```

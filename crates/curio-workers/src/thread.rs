@@ -156,13 +156,14 @@ pub fn thread_task_id() -> Option<TaskId> {
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::{current_task, run, sleep}; pub use curio_workers::{await_with, spawn_thread}; }
 /// use std::time::Duration;
 ///
-/// let n = curio_kernel::run(async {
-///     let t = curio_workers::spawn_thread(|| {
-///         curio_workers::await_with(|| async {
-///             curio_kernel::sleep(Duration::from_millis(1)).await;
-///             curio_kernel::current_task().id()
+/// let n = curio::run(async {
+///     let t = curio::spawn_thread(|| {
+///         curio::await_with(|| async {
+///             curio::sleep(Duration::from_millis(1)).await;
+///             curio::current_task().id()
 ///         })
 ///     });
 ///     let id = t.id();
@@ -227,8 +228,9 @@ where
 /// # Examples
 ///
 /// ```
-/// let v = curio_kernel::run(async {
-///     curio_workers::spawn_thread(|| curio_workers::await_future(async { 7 }))
+/// # mod curio { pub use curio_kernel::run; pub use curio_workers::{await_future, spawn_thread}; }
+/// let v = curio::run(async {
+///     curio::spawn_thread(|| curio::await_future(async { 7 }))
 ///         .join()
 ///         .await
 /// });
@@ -351,9 +353,10 @@ impl<T> From<AsyncThread<T>> for Task<T> {
 /// # Examples
 ///
 /// ```
-/// let mut kernel = curio_kernel::Kernel::new();
+/// # mod curio { pub use curio_kernel::Kernel; pub use curio_workers::spawn_thread; }
+/// let mut kernel = curio::Kernel::new();
 /// let out = kernel.run(async {
-///     let t = curio_workers::spawn_thread(|| 2 + 3);
+///     let t = curio::spawn_thread(|| 2 + 3);
 ///     t.join().await.unwrap()
 /// });
 /// assert_eq!(out, 5);
