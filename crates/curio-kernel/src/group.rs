@@ -360,9 +360,10 @@ impl<T: 'static> Inner<T> {
 /// # Examples
 ///
 /// ```
-/// use curio_kernel::{TaskGroup, Wait};
+/// # mod curio { pub use curio_kernel::{TaskGroup, Wait, run}; }
+/// use curio::{TaskGroup, Wait};
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let g = TaskGroup::new(Wait::All);
 ///     for x in 1..=3 {
 ///         g.spawn(async move { x * 2 }).unwrap();
@@ -813,9 +814,10 @@ impl<T: 'static> TaskGroup<T> {
     /// # Examples
     ///
     /// ```
-    /// use curio_kernel::{TaskGroup, Wait};
+    /// # mod curio { pub use curio_kernel::{TaskGroup, Wait, run}; }
+    /// use curio::{TaskGroup, Wait};
     ///
-    /// curio_kernel::run(async {
+    /// curio::run(async {
     ///     let g = TaskGroup::new(Wait::Any);
     ///     g.spawn(async { 1 }).unwrap();
     ///     g.spawn(std::future::pending()).unwrap(); // cancelled by the join
@@ -906,9 +908,10 @@ impl<T: Outcome + 'static> TaskGroup<T> {
     /// # Examples
     ///
     /// ```
-    /// use curio_kernel::{TaskGroup, Wait};
+    /// # mod curio { pub use curio_kernel::{TaskGroup, Wait, run}; }
+    /// use curio::{TaskGroup, Wait};
     ///
-    /// curio_kernel::run(async {
+    /// curio::run(async {
     ///     let g = TaskGroup::with_outcomes(Wait::Object);
     ///     g.spawn(async { None }).unwrap();
     ///     g.spawn(async { Some("found") }).unwrap();
