@@ -27,11 +27,11 @@ pub fn consumer() -> Vec<u32> {
             curio::timeout_after(Duration::from_secs(5), q.get()).await
         });
         match item {
-            Ok(Ok(Some(n))) => {
+            Ok(Ok(Ok(Some(n)))) => {
                 println!("Got: {n}");
                 got.push(n);
             }
-            // The end of the stream, a timeout or a cancellation: stop.
+            // The end of the stream, a closed queue, a timeout or a cancellation: stop.
             _ => return got,
         }
     }
@@ -43,10 +43,10 @@ pub async fn run(n: u32, gap: Duration) -> Vec<u32> {
     QUEUE.set(queue.clone()).expect("in a task");
     let thread = curio::spawn_thread(consumer);
     for i in 0..n {
-        queue.put(Some(i)).await;
+        queue.put(Some(i)).await.expect("nobody closes this queue");
         curio::sleep(gap).await;
     }
-    queue.put(None).await;
+    queue.put(None).await.expect("nobody closes this queue");
     thread.join().await.expect("the consumer thread")
 }
 

@@ -14,11 +14,12 @@ pub fn consumer(queue: UniversalQueue<Option<u32>>) -> Vec<u32> {
     let mut got = Vec::new();
     loop {
         match queue.get_blocking() {
-            Some(item) => {
+            Ok(Some(item)) => {
                 println!("Got: {item}");
                 got.push(item);
             }
-            None => return got,
+            // The producer's `None`, or a closed queue: the end.
+            Ok(None) | Err(_) => return got,
         }
     }
 }
@@ -26,10 +27,10 @@ pub fn consumer(queue: UniversalQueue<Option<u32>>) -> Vec<u32> {
 /// The asynchronous producer: a kernel task putting `n` items, a little apart, then `None`.
 pub async fn producer(queue: UniversalQueue<Option<u32>>, n: u32, gap: Duration) {
     for i in 0..n {
-        queue.put(Some(i)).await;
+        queue.put(Some(i)).await.expect("nobody closes this queue");
         curio::sleep(gap).await;
     }
-    queue.put(None).await;
+    queue.put(None).await.expect("nobody closes this queue");
 }
 
 fn main() {

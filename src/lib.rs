@@ -106,8 +106,8 @@ pub mod sync {
 /// Queues between tasks, and between tasks and threads.
 pub mod queue {
     pub use curio_sync::{
-        BaseQueue, Empty, Fifo, Full, Get, Lifo, LifoQueue, PriorityQueue, Put, Queue, Smallest,
-        Storage, SyncError, UniversalQueue,
+        BaseQueue, Closed, Empty, Fifo, Full, Get, GetTimeoutError, Lifo, LifoQueue, PriorityQueue,
+        Put, Queue, Smallest, Storage, SyncError, TryPutError, UniversalQueue, WaitTimeout,
     };
 }
 
@@ -154,8 +154,8 @@ pub mod fs {
 pub mod rt {
     pub use curio_core::{
         AtSite, BUDGET_PER_TURN, Extensions, Park, ParkEnter, TaskScope, Unpark, Unparker,
-        WaitKind, WaitSite, at_site, consume_budget, current_task_id, reset_budget,
-        take_wait_site, waiting,
+        WaitKind, WaitSite, at_site, consume_budget, current_task_id, reset_budget, take_wait_site,
+        waiting,
     };
     pub use curio_kernel::{ExternalWork, config, extension, run_until_thread_done, try_handle};
     pub use curio_reactor::{Async, Direction, Notifier, PollOutcome, Reactor};

@@ -380,13 +380,13 @@ fn queue_ping_pong(rt: Rt, n: usize) -> f64 {
         let (a2, b2) = (a.clone(), b.clone());
         let echo = curio::spawn(async move {
             for _ in 0..n {
-                let x: usize = a2.get().await;
-                b2.put(x).await;
+                let x: usize = a2.get().await.unwrap();
+                b2.put(x).await.unwrap();
             }
         });
         for i in 0..n {
-            a.put(i).await;
-            assert_eq!(b.get().await, i);
+            a.put(i).await.unwrap();
+            assert_eq!(b.get().await.unwrap(), i);
         }
         echo.join().await.expect("echo");
         per_op(start, n)
@@ -519,12 +519,12 @@ fn universal_queue(rt: Rt, n: usize) -> f64 {
         let q2 = q.clone();
         let producer = std::thread::spawn(move || {
             for i in 0..n {
-                q2.put_blocking(i);
+                q2.put_blocking(i).unwrap();
             }
         });
         let mut sum = 0usize;
         for _ in 0..n {
-            sum += q.get().await;
+            sum += q.get().await.unwrap();
         }
         producer.join().expect("producer");
         assert_eq!(sum, n * (n - 1) / 2);
@@ -576,9 +576,10 @@ fn universal_queue_rev(rt: Rt, n: usize) -> f64 {
         let start = Instant::now();
         let q = curio::queue::UniversalQueue::new(CAP);
         let q2 = q.clone();
-        let consumer = std::thread::spawn(move || (0..n).map(|_| q2.get_blocking()).sum::<usize>());
+        let consumer =
+            std::thread::spawn(move || (0..n).map(|_| q2.get_blocking().unwrap()).sum::<usize>());
         for i in 0..n {
-            q.put(i).await;
+            q.put(i).await.unwrap();
         }
         let sum = consumer.join().expect("consumer");
         assert_eq!(sum, n * (n - 1) / 2);
@@ -627,13 +628,13 @@ fn universal_queue_rev(rt: Rt, n: usize) -> f64 {
 fn kernel_to_kernel(rt: Rt, n: usize) -> f64 {
     async fn curio_put(q: curio::queue::UniversalQueue<usize>, n: usize) {
         for i in 0..n {
-            q.put(i).await;
+            q.put(i).await.unwrap();
         }
     }
     async fn curio_get(q: curio::queue::UniversalQueue<usize>, n: usize) -> usize {
         let mut sum = 0;
         for _ in 0..n {
-            sum += q.get().await;
+            sum += q.get().await.unwrap();
         }
         sum
     }

@@ -16,18 +16,18 @@ use crate::vrun;
 fn cancelled_put_never_inserts() {
     vrun(async {
         let q: Rc<Queue<i32>> = Rc::new(Queue::new(1));
-        q.put(1).await;
+        q.put(1).await.unwrap();
         let q2 = q.clone();
-        let putter = spawn(async move { q2.put(2).await });
+        let putter = spawn(async move { q2.put(2).await.unwrap() });
         yield_now().await; // the putter waits for room
-        assert_eq!(q.get().await, 1); // reserves the place for the putter
+        assert_eq!(q.get().await.unwrap(), 1); // reserves the place for the putter
         putter.cancel().await; // before the putter's task ran again
         let outcome = putter.join().await;
         assert!(outcome.is_err_and(|e| e.is_cancelled()));
         assert!(q.is_empty(), "a cancelled put left its item in the queue");
         assert!(!q.is_full(), "the reserved place was not given back");
-        q.put(3).await;
-        assert_eq!(q.get().await, 3);
+        q.put(3).await.unwrap();
+        assert_eq!(q.get().await.unwrap(), 3);
     });
 }
 

@@ -442,7 +442,7 @@ fn wait_sites_across_the_layers() {
         let q: std::rc::Rc<curio::queue::Queue<u8>> = std::rc::Rc::new(curio::queue::Queue::new(0));
         let q2 = q.clone();
         let get_line = line!() + 1;
-        let getter = curio::spawn(async move { q2.get().await });
+        let getter = curio::spawn(async move { q2.get().await.unwrap() });
         let (a, _b) = curio::net::UnixStream::pair().unwrap();
         let reader = curio::spawn(async move { a.recv(10).await });
         curio::yield_now().await;
@@ -451,7 +451,7 @@ fn wait_sites_across_the_layers() {
         assert_eq!(site.location.map(|l| l.line()), Some(get_line));
         let site = reader.task_ref().wait_site().unwrap();
         assert_eq!(site.kind, WaitKind::Read);
-        q.put(1).await;
+        q.put(1).await.unwrap();
         assert_eq!(getter.join().await.unwrap(), 1);
         reader.cancel().await;
     });

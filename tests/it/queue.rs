@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use curio::queue::{Empty, Full, LifoQueue, PriorityQueue, Queue, SyncError, UniversalQueue};
+use curio::queue::{
+    Empty, LifoQueue, PriorityQueue, Queue, SyncError, TryPutError, UniversalQueue,
+};
 use curio::sync::{Event, UniversalEvent};
 use curio::{TaskTimeout, sleep, spawn, timeout_after, yield_now};
 
@@ -50,7 +52,7 @@ impl Drop for OnCancel {
 /// Curio's consumer: logs `(label, item)` until `None`, calling `task_done` for every item
 /// (the `None` too); `pause` is its per-item sleep (`test_queue_bounded`).
 async fn consumer(queue: Rc<Queue<Option<i32>>>, label: &'static str, pause: f64, l: Log) {
-    while let Some(item) = queue.get().await {
+    while let Some(item) = queue.get().await.unwrap() {
         l.push(format!("({label}, {item})"));
         if pause > 0.0 {
             sleep(secs(pause)).await;
@@ -72,11 +74,11 @@ fn queue_simple() {
         let c2 = spawn(consumer(queue.clone(), "cons2", 0.0, l.clone()));
         sleep(secs(0.1)).await;
         for n in 0..4 {
-            queue.put(Some(n)).await;
+            queue.put(Some(n)).await.unwrap();
             sleep(secs(0.1)).await;
         }
         for _ in 0..2 {
-            queue.put(None).await;
+            queue.put(None).await.unwrap();
         }
         l.push("producer_join");
         queue.join().await;
@@ -113,9 +115,9 @@ fn queue_unbounded() {
         sleep(secs(0.1)).await;
         // An unbounded put never waits nor yields: nothing is consumed before the join.
         for n in 0..4 {
-            queue.put(Some(n)).await;
+            queue.put(Some(n)).await.unwrap();
         }
-        queue.put(None).await;
+        queue.put(None).await.unwrap();
         l.push("producer_join");
         queue.join().await;
         l.push("producer_done");
@@ -146,11 +148,11 @@ fn queue_bounded() {
         let c1 = spawn(consumer(queue.clone(), "cons1", 0.1, l.clone()));
         sleep(secs(0.1)).await;
         for n in 0..4 {
-            queue.put(Some(n)).await;
+            queue.put(Some(n)).await.unwrap();
             l.push(format!("(produced, {n})"));
             assert!(queue.len() <= 2);
         }
-        queue.put(None).await;
+        queue.put(None).await.unwrap();
         l.push("producer_join");
         queue.join().await;
         l.push("producer_done");
@@ -187,7 +189,7 @@ fn queue_get_cancel() {
         let task = spawn(async move {
             lc.push("consumer waiting");
             let cancelled = OnCancel::new(&lc, "consumer cancelled");
-            let _item = q.get().await;
+            let _item = q.get().await.unwrap();
             cancelled.disarm();
             lc.push("not here");
         });
@@ -195,7 +197,7 @@ fn queue_get_cancel() {
         task.cancel().await;
         assert!(task.is_cancelled());
         // The cancelled getter is gone: a put now stays in the queue.
-        queue.put(1).await;
+        queue.put(1).await.unwrap();
         assert_eq!(queue.try_get(), Ok(1));
     });
     assert_eq!(log.take(), ["consumer waiting", "consumer cancelled"]);
@@ -210,9 +212,9 @@ fn queue_put_cancel() {
         let (q, lp) = (queue.clone(), l.clone());
         let task = spawn(async move {
             lp.push("producer_start");
-            q.put(0).await;
+            q.put(0).await.unwrap();
             let cancelled = OnCancel::new(&lp, "producer_cancel");
-            q.put(1).await;
+            q.put(1).await.unwrap();
             cancelled.disarm();
             lp.push("not here");
         });
@@ -254,9 +256,9 @@ fn queue_put_timeout() {
     vrun(async move {
         let queue = Queue::new(1);
         l.push("producer start");
-        queue.put(0).await;
+        queue.put(0).await.unwrap();
         match timeout_after(secs(0.5), queue.put(1)).await {
-            Ok(()) => l.push("not here"),
+            Ok(_) => l.push("not here"),
             Err(_) => l.push("producer timeout"),
         }
         assert_eq!(queue.len(), 1);
@@ -270,13 +272,13 @@ fn queue_put_timeout() {
 fn queue_qsize() {
     vrun(async {
         let q = Queue::new(0);
-        q.put(1).await;
+        q.put(1).await.unwrap();
         assert_eq!(q.len(), 1);
         assert!(!q.is_empty() && !q.is_full() && q.maxsize() == 0);
         let b = Queue::new(1);
         assert_eq!(b.try_put(1), Ok(()));
         assert!(b.is_full());
-        assert_eq!(b.try_put(2).unwrap_err().0, 2);
+        assert_eq!(b.try_put(2).unwrap_err().into_inner(), 2);
         assert_eq!(b.try_get(), Ok(1));
         assert_eq!(b.try_get(), Err(Empty));
     });
@@ -288,13 +290,13 @@ fn priority_queue() {
     let results = vrun(async move {
         let queue = Rc::new(PriorityQueue::new(0));
         for n in priorities {
-            queue.put((n, Some(n))).await;
+            queue.put((n, Some(n))).await.unwrap();
         }
-        queue.put((10, None)).await;
+        queue.put((10, None)).await.unwrap();
         let q = queue.clone();
         let c = spawn(async move {
             let mut results = Vec::new();
-            while let (_, Some(item)) = q.get().await {
+            while let (_, Some(item)) = q.get().await.unwrap() {
                 results.push(item);
                 q.task_done().unwrap();
                 sleep(secs(0.2)).await;
@@ -314,14 +316,14 @@ fn priority_queue() {
 fn lifo_queue() {
     let results = vrun(async {
         let queue = Rc::new(LifoQueue::new(0));
-        queue.put(None).await;
+        queue.put(None).await.unwrap();
         for n in 0..4 {
-            queue.put(Some(n)).await;
+            queue.put(Some(n)).await.unwrap();
         }
         let q = queue.clone();
         let c = spawn(async move {
             let mut results = Vec::new();
-            while let Some(item) = q.get().await {
+            while let Some(item) = q.get().await.unwrap() {
                 results.push(item);
                 q.task_done().unwrap();
                 sleep(secs(0.2)).await;
@@ -347,7 +349,7 @@ fn queue_cancel_safety() {
     q.try_put(1).unwrap(); // handed to g1
     assert!(q.is_empty());
     drop(g1);
-    assert_eq!(poll_once(g2.as_mut()), Poll::Ready(1));
+    assert_eq!(poll_once(g2.as_mut()), Poll::Ready(Ok(1)));
     drop(g2);
     // ... or, with none, back to the front of the queue.
     let mut g3 = Box::pin(q.get());
@@ -382,11 +384,11 @@ fn queue_cancel_safety() {
     // The reserved place: not in `len`, but taken for `is_full` and `try_put`.
     assert_eq!(q.len(), 0);
     assert!(q.is_full());
-    assert!(matches!(q.try_put(9), Err(Full(9))));
+    assert!(matches!(q.try_put(9), Err(TryPutError::Full(9))));
     drop(p);
     assert_eq!(q.try_get(), Err(Empty), "the cancelled put added nothing");
     assert!(q.is_full(), "the place passed to the second putter");
-    assert_eq!(poll_once(p2.as_mut()), Poll::Ready(()));
+    assert_eq!(poll_once(p2.as_mut()), Poll::Ready(Ok(())));
     assert_eq!(q.len(), 1);
     assert_eq!(q.try_get(), Ok(3));
     assert_eq!(q.try_get(), Err(Empty));
@@ -408,7 +410,7 @@ fn queue_cancel_safety() {
         let mut p = Box::pin(q.put(5));
         assert!(poll_once(p.as_mut()).is_pending());
         assert_eq!(q.try_get(), Ok(4));
-        assert_eq!(poll_once(p.as_mut()), Poll::Ready(()));
+        assert_eq!(poll_once(p.as_mut()), Poll::Ready(Ok(())));
         drop(p);
         assert_eq!(q.try_get(), Ok(5));
         assert_eq!(q.try_get(), Err(Empty));
@@ -425,15 +427,15 @@ fn queue_cancel_safety() {
         let getter = || {
             let (q, got) = (q.clone(), got.clone());
             spawn(async move {
-                let x = q.get().await;
+                let x = q.get().await.unwrap();
                 got.borrow_mut().push(x);
             })
         };
         let (g1, g2) = (getter(), getter());
         yield_now().await; // both wait
-        q.put(1).await; // handed to g1
+        q.put(1).await.unwrap(); // handed to g1
         g1.cancel().await;
-        q.put(2).await;
+        q.put(2).await.unwrap();
         g2.join().await.unwrap();
         let mut all = got.borrow().clone();
         all.extend(std::iter::from_fn(|| q.try_get().ok()));
@@ -444,12 +446,12 @@ fn queue_cancel_safety() {
             got.borrow_mut().clear();
             let (q2, got2) = (q.clone(), got.clone());
             let t = spawn(async move {
-                if let Ok(x) = timeout_after(ms(1000), q2.get()).await {
+                if let Ok(Ok(x)) = timeout_after(ms(1000), q2.get()).await {
                     got2.borrow_mut().push(x);
                 }
             });
             sleep(ms(at)).await;
-            q.put(n as i32).await;
+            q.put(n as i32).await.unwrap();
             t.join().await.unwrap();
             let mut all = got.borrow().clone();
             all.extend(std::iter::from_fn(|| q.try_get().ok()));
@@ -467,13 +469,13 @@ fn queue_cancel_safety_maxsize() {
         let got: Rc<RefCell<Vec<i32>>> = Rc::default();
         let (q2, got2) = (q.clone(), got.clone());
         let getter = spawn(async move {
-            let x = q2.get().await;
+            let x = q2.get().await.unwrap();
             got2.borrow_mut().push(x);
         });
         yield_now().await; // the getter waits
-        q.put(1).await; // handed to the getter
-        q.put(2).await;
-        q.put(3).await; // if the hand-off counts against maxsize, this waits for the getter
+        q.put(1).await.unwrap(); // handed to the getter
+        q.put(2).await.unwrap();
+        q.put(3).await.unwrap(); // if the hand-off counts against maxsize, this waits for the getter
         getter.cancel().await; // a woken, not yet run getter is dropped without running
         assert!(
             q.len() <= q.maxsize(),
@@ -498,8 +500,8 @@ fn univ_queue_basic() {
     let b = UniversalQueue::new(1);
     b.try_put(1).unwrap();
     assert!(b.is_full());
-    assert_eq!(b.try_put(2).unwrap_err().0, 2);
-    assert_eq!(b.put_timeout(3, ms(1)).unwrap_err().0, 3);
+    assert_eq!(b.try_put(2).unwrap_err().into_inner(), 2);
+    assert_eq!(b.put_timeout(3, ms(1)).unwrap_err().into_inner(), 3);
     assert_eq!(b.try_get(), Ok(1));
     assert_eq!(b.try_get(), Err(Empty));
     assert!(b.get_timeout(ms(1)).is_err());
@@ -515,7 +517,7 @@ fn univ_queue_sync_async() {
         let qc = q.clone();
         let t1 = spawn(async move {
             let mut result = Vec::new();
-            while let Some(item) = bounded("consumer get", qc.get()).await {
+            while let Ok(Some(item)) = bounded("consumer get", qc.get()).await {
                 result.push(item);
                 qc.task_done().unwrap();
             }
@@ -524,7 +526,7 @@ fn univ_queue_sync_async() {
         let qp = q.clone();
         let t2 = std::thread::spawn(move || {
             for i in 0..10 {
-                qp.put_blocking(Some(i));
+                qp.put_blocking(Some(i)).unwrap();
             }
             qp.join_blocking();
         });
@@ -533,7 +535,7 @@ fn univ_queue_sync_async() {
             .unwrap();
         // The producer's join returned: every item was taken and marked done.
         assert!(q.is_empty());
-        q.put(None).await;
+        q.put(None).await.unwrap();
         t1.join().await.unwrap()
     });
     assert_eq!(result, (0..10).collect::<Vec<_>>());
@@ -556,13 +558,13 @@ fn univ_queue_async_sync() {
         let qp = q.clone();
         let t2 = spawn(async move {
             for i in 0..10 {
-                qp.put(Some(i)).await;
+                qp.put(Some(i)).await.unwrap();
             }
             bounded("producer join", qp.join()).await;
         });
         t2.join().await.unwrap();
         assert!(q.is_empty());
-        q.put(None).await;
+        q.put(None).await.unwrap();
     });
     assert_eq!(t1.join().unwrap(), (0..10).collect::<Vec<_>>());
 }
@@ -581,7 +583,7 @@ fn univ_queue_cancel() {
             loop {
                 assert!(start.elapsed() < LIMIT, "consumer stuck; got {result:?}");
                 let item = match timeout_after(ms(5), qc.get()).await {
-                    Ok(item) => item,
+                    Ok(item) => item.expect("the queue is not closed"),
                     Err(TaskTimeout { .. }) => {
                         timeouts += 1;
                         ft.set();
@@ -608,7 +610,7 @@ fn univ_queue_cancel() {
         bounded("producer", curio::run_in_thread(move || t2.join()))
             .await
             .unwrap();
-        q.put(None).await;
+        q.put(None).await.unwrap();
         t1.join().await.unwrap()
     });
     assert_eq!(result, (0..10).collect::<Vec<_>>());
@@ -624,7 +626,7 @@ fn univ_queue_multiple_consumer() {
             .map(|_| {
                 let (q, result) = (q.clone(), result.clone());
                 spawn(async move {
-                    while let Some(item) = bounded("consumer get", q.get()).await {
+                    while let Ok(Some(item)) = bounded("consumer get", q.get()).await {
                         result.borrow_mut().push(item);
                         q.task_done().unwrap();
                     }
@@ -642,7 +644,7 @@ fn univ_queue_multiple_consumer() {
             .await
             .unwrap();
         for _ in 0..3 {
-            q.put(None).await;
+            q.put(None).await.unwrap();
         }
         for c in consumers {
             c.join().await.unwrap();
@@ -664,7 +666,7 @@ fn univ_queue_multiple_kernels() {
             std::thread::spawn(move || {
                 curio::run(async move {
                     let mut result = Vec::new();
-                    while let Some(item) = bounded("consumer get", q.get()).await {
+                    while let Ok(Some(item)) = bounded("consumer get", q.get()).await {
                         result.push(item);
                         q.task_done().unwrap();
                     }
@@ -696,7 +698,7 @@ fn univ_queue_multiple_kernels() {
 fn uqueue_put_cancel() {
     vrun(async {
         let queue = UniversalQueue::new(1);
-        queue.put(1).await;
+        queue.put(1).await.unwrap();
         assert!(timeout_after(secs(0.1), queue.put(2)).await.is_err());
         // The timed-out put's item is not in the queue.
         assert_eq!(queue.len(), 1);
@@ -705,11 +707,11 @@ fn uqueue_put_cancel() {
         queue.task_done().unwrap();
         assert_eq!(queue.task_done(), Err(SyncError::TaskDoneTooManyTimes));
         // The queue still works: room made by a get admits a waiting put.
-        queue.put(3).await;
+        queue.put(3).await.unwrap();
         let q = queue.clone();
-        let putter = spawn(async move { q.put(4).await });
+        let putter = spawn(async move { q.put(4).await.unwrap() });
         yield_now().await;
-        assert_eq!(queue.get().await, 3);
+        assert_eq!(queue.get().await.unwrap(), 3);
         putter.join().await.unwrap();
         assert_eq!(queue.try_get(), Ok(4));
     });
@@ -744,7 +746,7 @@ fn univ_queue_stress() {
                                 {
                                     match timeout_after(Duration::from_micros(50), q.get()).await {
                                         Ok(item) => {
-                                            got.push(item);
+                                            got.push(item.expect("the queue is not closed"));
                                             count.fetch_add(1, Ordering::AcqRel);
                                         }
                                         Err(_) => timeouts += 1,
@@ -776,7 +778,7 @@ fn univ_queue_stress() {
                     loop {
                         match q.put_timeout(item, ms(100)) {
                             Ok(()) => break,
-                            Err(Full(back)) => item = back,
+                            Err(e) => item = e.into_inner(),
                         }
                         assert!(Instant::now() < deadline, "producer {p} stuck at {i}");
                     }

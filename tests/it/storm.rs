@@ -192,7 +192,7 @@ async fn producer<S: Storage<Item>>(c: Rc<Case>, q: Rc<BaseQueue<Item, S>>, n: u
 async fn consumer<S: Storage<Item>>(c: Rc<Case>, q: Rc<BaseQueue<Item, S>>) {
     c.maybe_arm_local();
     loop {
-        if let Some(item) = c.maybe_timeout(q.get()).await {
+        if let Some(Ok(item)) = c.maybe_timeout(q.get()).await {
             c.ledger.borrow_mut().got.push(item.id);
             drop(item);
         }

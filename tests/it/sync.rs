@@ -984,8 +984,8 @@ fn promise_set_once() {
 
 async fn pingpong(inq: Rc<Queue<&'static str>>, outq: Rc<Queue<&'static str>>) {
     loop {
-        let item = inq.get().await;
-        outq.put(item).await;
+        let item = inq.get().await.unwrap();
+        outq.put(item).await.unwrap();
     }
 }
 
@@ -995,7 +995,7 @@ fn ping_pong_starvation() {
     vrun(async {
         let q1 = Rc::new(Queue::new(0));
         let q2 = Rc::new(Queue::new(0));
-        q1.put("something").await;
+        q1.put("something").await.unwrap();
         let pp1 = spawn(pingpong(q1.clone(), q2.clone()));
         let pp2 = spawn(pingpong(q2.clone(), q1.clone()));
         let iws = spawn(async {

@@ -15,7 +15,7 @@ fn blocking_calls_inside_a_task_panic_in_debug() {
     let q: UniversalQueue<u8> = UniversalQueue::new(1);
     let q2 = q.clone();
     let err = vrun(async move {
-        spawn(async move { q2.put_blocking(1) })
+        spawn(async move { q2.put_blocking(1).unwrap() })
             .join()
             .await
             .unwrap_err()
@@ -30,8 +30,8 @@ fn blocking_calls_inside_a_task_panic_in_debug() {
         "{msg}"
     );
     // Outside a task (a plain thread, or here the test's own thread) it blocks as documented.
-    q.put_blocking(7);
-    assert_eq!(q.get_blocking(), 7);
+    q.put_blocking(7).unwrap();
+    assert_eq!(q.get_blocking().unwrap(), 7);
 }
 
 /// Kernel-local primitives are cheap `Clone` handles: clones share one state, so tasks need no
@@ -44,8 +44,8 @@ fn cloned_handles_share_state() {
     vrun(async {
         let q: Queue<u32> = Queue::new(0);
         let q2 = q.clone();
-        let consumer = spawn(async move { q2.get().await });
-        q.put(5).await;
+        let consumer = spawn(async move { q2.get().await.unwrap() });
+        q.put(5).await.unwrap();
         assert_eq!(consumer.join().await.unwrap(), 5);
         let (l, p): (LifoQueue<u8>, PriorityQueue<u8>) = (LifoQueue::new(0), PriorityQueue::new(0));
         l.clone().try_put(1).unwrap();
@@ -275,4 +275,93 @@ fn buffered_reads_cannot_starve_other_tasks() {
             worst.get()
         );
     });
+}
+
+/// Closing a kernel-local queue of each kind: getters drain what is left, then get `Closed`;
+/// waiting putters get their item back at once; later puts are refused; a putter admitted before
+/// the close completes its put.
+#[test]
+fn closing_kernel_local_queues() {
+    use curio::queue::{BaseQueue, Closed, LifoQueue, PriorityQueue, Queue, Storage, TryPutError};
+
+    async fn check<S: Storage<u32> + 'static>(q: BaseQueue<u32, S>) {
+        // A getter waiting on an empty queue wakes with `Closed`.
+        let q2 = q.clone();
+        let getter = spawn(async move { q2.get().await });
+        curio::yield_now().await;
+        q.try_put(1).unwrap(); // handed to the waiting getter
+        assert_eq!(getter.join().await.unwrap(), Ok(1));
+        let q2 = q.clone();
+        let getter = spawn(async move { q2.get().await });
+        curio::yield_now().await;
+        assert!(!q.is_closed());
+        q.close();
+        assert!(q.is_closed());
+        assert_eq!(getter.join().await.unwrap(), Err(Closed(())));
+        assert_eq!(q.put(2).await, Err(Closed(2)));
+        assert!(matches!(q.try_put(3), Err(TryPutError::Closed(3))));
+        q.close(); // twice: nothing more
+    }
+    vrun(async {
+        check(Queue::new(0)).await;
+        check(LifoQueue::new(1)).await;
+        check(PriorityQueue::new(2)).await;
+
+        // Items put before the close are drained first; a waiting putter gets its item back;
+        // a putter admitted (its place reserved) before the close completes its put.
+        let q: Queue<u32> = Queue::new(1);
+        q.put(10).await.unwrap();
+        let (qa, qb) = (q.clone(), q.clone());
+        let admitted = spawn(async move { qa.put(11).await });
+        let refused = spawn(async move { qb.put(12).await });
+        curio::yield_now().await; // both wait for room
+        assert_eq!(q.try_get(), Ok(10)); // reserves the place for the first putter
+        q.close();
+        assert_eq!(refused.join().await.unwrap(), Err(Closed(12)));
+        assert_eq!(admitted.join().await.unwrap(), Ok(()));
+        assert_eq!(q.get().await, Ok(11));
+        assert_eq!(q.get().await, Err(Closed(())));
+        assert_eq!(q.try_get(), Err(curio::queue::Empty));
+    });
+}
+
+/// Closing a `UniversalQueue` wakes waiting getters and putters on other threads: getters drain,
+/// then get `Closed`; a putter blocked on a full queue gets its item back.
+#[test]
+fn closing_a_universal_queue_across_threads() {
+    use curio::queue::{Closed, GetTimeoutError, TryPutError, UniversalQueue};
+
+    let q: UniversalQueue<u32> = UniversalQueue::new(1);
+    q.put_blocking(1).unwrap();
+    let (qp, qg) = (q.clone(), q.clone());
+    let putter = std::thread::spawn(move || qp.put_blocking(2));
+    let empty: UniversalQueue<u32> = UniversalQueue::new(0);
+    let e2 = empty.clone();
+    let getter = std::thread::spawn(move || e2.get_blocking());
+    // The blocked threads are woken by the close, whenever they started waiting.
+    q.close();
+    empty.close();
+    assert_eq!(getter.join().unwrap(), Err(Closed(())));
+    let put = putter.join().unwrap();
+    // The putter either got in before the close (then the get below drains it) or was refused.
+    match put {
+        Ok(()) => {
+            assert_eq!(qg.get_blocking(), Ok(1));
+            assert_eq!(qg.get_blocking(), Ok(2));
+        }
+        Err(Closed(item)) => {
+            assert_eq!(item, 2);
+            assert_eq!(qg.get_blocking(), Ok(1));
+        }
+    }
+    assert_eq!(qg.get_blocking(), Err(Closed(())));
+    assert_eq!(qg.get_timeout(crate::ms(1)), Err(GetTimeoutError::Closed));
+    assert!(matches!(qg.try_put(5), Err(TryPutError::Closed(5))));
+    assert!(matches!(
+        qg.put_timeout(6, crate::ms(1)),
+        Err(TryPutError::Closed(6))
+    ));
+    // From a task, too.
+    let r = crate::vrun(async move { qg.get().await });
+    assert_eq!(r, Err(Closed(())));
 }

@@ -210,3 +210,41 @@ fn process_pool_example_keeps_the_kernel_responsive() {
     let (r, _ticks) = kernel.run(process_pool_example::run(20, Duration::from_millis(1)));
     assert_eq!(r, 6765);
 }
+
+#[test]
+fn async_thread_uses_a_socket_through_await_with() {
+    // The pattern for sockets: the thread owns a std socket (Send), and each await_with carries
+    // it onto the kernel as a curio socket and back.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0; 5];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(&buf).unwrap();
+    });
+    let got = curio::run(async move {
+        curio::spawn_thread(move || {
+            let sock = std::net::TcpStream::connect(addr).unwrap();
+            sock.set_nonblocking(true).unwrap();
+            let (sock, reply) = curio::await_with(move || async move {
+                let s = curio::net::TcpStream::from_std(sock).unwrap();
+                s.sendall(b"hello").await.unwrap();
+                let reply = curio::timeout_after(Duration::from_secs(20), s.recv(5))
+                    .await
+                    .expect("no timeout")
+                    .unwrap();
+                (s.into_std(), reply)
+            })
+            .unwrap();
+            drop(sock);
+            reply
+        })
+        .join()
+        .await
+        .unwrap()
+    });
+    echo.join().unwrap();
+    assert_eq!(got, b"hello");
+}

@@ -95,3 +95,95 @@ impl fmt::Display for WaitTimeout {
 }
 
 impl std::error::Error for WaitTimeout {}
+
+/// The queue was closed ([`Queue::close`](crate::BaseQueue::close),
+/// [`UniversalQueue::close`](crate::UniversalQueue::close)): a get that found it closed and
+/// drained gets `Closed(())`, a put gets its item back in `Closed(item)`.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Closed<T = ()>(pub T);
+
+impl<T> fmt::Debug for Closed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Closed(..)")
+    }
+}
+
+impl<T> fmt::Display for Closed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("queue is closed")
+    }
+}
+
+impl<T> std::error::Error for Closed<T> {}
+
+/// Why a put that does not wait (or waits for a limited time) did not add its item; the item
+/// comes back either way.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TryPutError<T> {
+    /// The queue was full (for a timed put: stayed full).
+    Full(T),
+    /// The queue was closed.
+    Closed(T),
+}
+
+impl<T> TryPutError<T> {
+    /// The item that was not added.
+    pub fn into_inner(self) -> T {
+        match self {
+            TryPutError::Full(t) | TryPutError::Closed(t) => t,
+        }
+    }
+
+    /// Whether the queue was full (rather than closed).
+    pub fn is_full(&self) -> bool {
+        matches!(self, TryPutError::Full(_))
+    }
+}
+
+impl<T> fmt::Debug for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryPutError::Full(_) => "Full(..)",
+            TryPutError::Closed(_) => "Closed(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryPutError::Full(_) => "queue is full",
+            TryPutError::Closed(_) => "queue is closed",
+        })
+    }
+}
+
+impl<T> std::error::Error for TryPutError<T> {}
+
+impl<T> From<Full<T>> for TryPutError<T> {
+    fn from(Full(t): Full<T>) -> Self {
+        TryPutError::Full(t)
+    }
+}
+
+/// Why a timed get returned no item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GetTimeoutError {
+    /// No item came in time.
+    TimedOut,
+    /// The queue was closed and drained.
+    Closed,
+}
+
+impl fmt::Display for GetTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GetTimeoutError::TimedOut => "timed out waiting for an item",
+            GetTimeoutError::Closed => "queue is closed",
+        })
+    }
+}
+
+impl std::error::Error for GetTimeoutError {}

@@ -63,12 +63,13 @@
 //!     let producer = curio_kernel::spawn(async move {
 //!         for i in 0..3 {
 //!             let _g = l2.lock().await;
-//!             q2.put(i).await;
+//!             q2.put(i).await.unwrap();
 //!         }
+//!         q2.close(); // no more items: `get` says so once the rest are taken
 //!     });
 //!     let mut got = Vec::new();
-//!     for _ in 0..3 {
-//!         got.push(q.get().await);
+//!     while let Ok(x) = q.get().await {
+//!         got.push(x);
 //!     }
 //!     producer.join().await.unwrap();
 //!     assert_eq!(got, [0, 1, 2]);
@@ -92,7 +93,9 @@ mod waiters;
 mod loom_tests;
 
 pub use condition::Condition;
-pub use error::{AlreadySet, Empty, Full, SyncError, WaitTimeout};
+pub use error::{
+    AlreadySet, Closed, Empty, Full, GetTimeoutError, SyncError, TryPutError, WaitTimeout,
+};
 pub use event::{Event, EventWait};
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use promise::Promise;

@@ -27,11 +27,11 @@ fn loom_queue_blocking_put_get() {
         let q = UniversalQueue::new(1);
         let q2 = q.clone();
         let producer = thread::spawn(move || {
-            q2.put_blocking(1);
-            q2.put_blocking(2);
+            q2.put_blocking(1).unwrap();
+            q2.put_blocking(2).unwrap();
         });
-        let a = q.get_blocking();
-        let b = q.get_blocking();
+        let a = q.get_blocking().unwrap();
+        let b = q.get_blocking().unwrap();
         producer.join().unwrap();
         assert_eq!((a, b), (1, 2));
         assert!(q.is_empty());
@@ -44,15 +44,15 @@ fn loom_cancelled_getter_loses_nothing() {
         let q = UniversalQueue::new(0);
         let (q2, q3) = (q.clone(), q.clone());
         let producer = thread::spawn(move || {
-            q2.put_blocking(1);
-            q2.put_blocking(2);
+            q2.put_blocking(1).unwrap();
+            q2.put_blocking(2).unwrap();
         });
         // A blocked consumer on another thread: if a wakeup were lost to the cancelled getter
         // below, it would never return and loom would report the deadlock.
-        let consumer = thread::spawn(move || q3.get_blocking());
+        let consumer = thread::spawn(move || q3.get_blocking().unwrap());
         let mine = match poll_once_then_cancel(q.get()) {
-            Some(item) => item,
-            None => q.get_blocking(),
+            Some(item) => item.unwrap(),
+            None => q.get_blocking().unwrap(),
         };
         let theirs = consumer.join().unwrap();
         producer.join().unwrap();
@@ -70,14 +70,14 @@ fn loom_cancelled_putter_duplicates_nothing() {
         q.try_put(0).unwrap();
         let q2 = q.clone();
         let consumer = thread::spawn(move || {
-            let first = q2.get_blocking();
-            let second = q2.get_blocking();
+            let first = q2.get_blocking().unwrap();
+            let second = q2.get_blocking().unwrap();
             (first, second)
         });
         // A put cancelled while the queue may be full: the item is in the queue once or not at
         // all; if not, the blocking put adds it.
         if poll_once_then_cancel(q.put(1)).is_none() {
-            q.put_blocking(1);
+            q.put_blocking(1).unwrap();
         }
         let (first, second) = consumer.join().unwrap();
         assert_eq!((first, second), (0, 1));
@@ -108,10 +108,10 @@ fn loom_queue_two_blocked_getters_both_woken() {
     loom::model(|| {
         let q = UniversalQueue::new(0);
         let (q2, q3) = (q.clone(), q.clone());
-        let a = thread::spawn(move || q2.get_blocking());
-        let b = thread::spawn(move || q3.get_blocking());
-        q.put_blocking(1);
-        q.put_blocking(2);
+        let a = thread::spawn(move || q2.get_blocking().unwrap());
+        let b = thread::spawn(move || q3.get_blocking().unwrap());
+        q.put_blocking(1).unwrap();
+        q.put_blocking(2).unwrap();
         let mut got = [a.join().unwrap(), b.join().unwrap()];
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
@@ -126,11 +126,15 @@ fn loom_queue_stale_announcement_loses_nothing() {
         let q = UniversalQueue::new(1);
         let q2 = q.clone();
         let producer = thread::spawn(move || {
-            q2.put_blocking(1);
-            q2.put_blocking(2);
-            q2.put_blocking(3);
+            q2.put_blocking(1).unwrap();
+            q2.put_blocking(2).unwrap();
+            q2.put_blocking(3).unwrap();
         });
-        let got = [q.get_blocking(), q.get_blocking(), q.get_blocking()];
+        let got = [
+            q.get_blocking().unwrap(),
+            q.get_blocking().unwrap(),
+            q.get_blocking().unwrap(),
+        ];
         producer.join().unwrap();
         assert_eq!(got, [1, 2, 3]);
         assert!(q.is_empty());
@@ -142,9 +146,9 @@ fn loom_queue_join_after_task_done() {
     loom::model(|| {
         let q = UniversalQueue::new(0);
         let q2 = q.clone();
-        q.put_blocking(1);
+        q.put_blocking(1).unwrap();
         let worker = thread::spawn(move || {
-            let x = q2.get_blocking();
+            let x = q2.get_blocking().unwrap();
             q2.task_done().unwrap();
             x
         });

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use crate::error::{Empty, Full, SyncError};
+use crate::error::{Closed, Empty, SyncError, TryPutError};
 use crate::waiters::{Key, WaitList};
 
 /// How a queue stores its items: the order `get` sees them in.
@@ -111,8 +111,9 @@ struct State<T, S> {
     maxsize: usize,
     /// Getters waiting for an item; a put hands its item straight into the first one's slot.
     getters: WaitList<Option<T>>,
-    /// Putters waiting for room, each holding its item until a get makes room for it.
-    putters: WaitList<Option<T>>,
+    /// Putters waiting for room, each holding its item until a get makes room for it (or the
+    /// queue is closed: then it is rejected and takes its item back).
+    putters: WaitList<PutSlot<T>>,
     unfinished: usize,
     joiners: WaitList<()>,
     /// Items handed to waiting getters that have not taken them yet: they count against
@@ -121,9 +122,30 @@ struct State<T, S> {
     /// Places reserved for admitted putters whose tasks have not run yet: they count against
     /// `maxsize`, and the item enters the queue only when its putter completes the put.
     reserved: usize,
+    /// `close` was called: puts are refused, gets drain what is left.
+    closed: bool,
+}
+
+/// A waiting putter's slot: its item, and whether `close` refused it.
+struct PutSlot<T> {
+    item: Option<T>,
+    rejected: bool,
 }
 
 impl<T, S: Storage<T>> State<T, S> {
+    /// Whether a getter would wait for ever: the queue is closed, holds nothing, and no
+    /// admitted putter is about to add anything.
+    fn drained(&self) -> bool {
+        self.closed && self.items.is_empty() && self.reserved == 0
+    }
+
+    /// Once a closed queue is drained, wakes every waiting getter to report it (an empty slot).
+    fn wake_drained_getters(&mut self) {
+        if self.drained() {
+            self.getters.notify_all();
+        }
+    }
+
     /// Whether a bounded queue has no place left for a newcomer: stored items, items handed to
     /// getters and places reserved for admitted putters all count.
     fn full(&self) -> bool {
@@ -146,7 +168,7 @@ impl<T, S: Storage<T>> State<T, S> {
     /// After a place was freed, reserves it for the first waiting putter, if any.
     /// The putter keeps its item until its task runs and completes the put (see [`Put`]).
     fn admit_putter(&mut self) {
-        if !self.full() && self.putters.notify_one(|_| {}) {
+        if !self.closed && !self.full() && self.putters.notify_one(|_| {}) {
             self.reserved += 1;
         }
     }
@@ -167,6 +189,35 @@ impl<T, S: Storage<T>> State<T, S> {
 /// While a place is reserved, [`len`](Self::len) counts only the items in the queue (the
 /// reserved item is not there yet), while [`is_full`](Self::is_full) and
 /// [`try_put`](Self::try_put) count the reserved place as taken, so a newcomer cannot take it.
+///
+/// # Closing
+///
+/// [`close`](Self::close) (an addition to Curio) ends a queue: later puts, and putters waiting
+/// for room, get their item back in [`Closed`]; getters take what is left and then get
+/// `Closed(())`; [`is_closed`](Self::is_closed) tells. A putter admitted before the close
+/// completes its put. Closing is how a producer says "no more", instead of a sentinel item.
+///
+/// ```
+/// use curio_sync::{Closed, Queue};
+///
+/// curio_kernel::run(async {
+///     let q = Queue::new(0);
+///     let q2 = q.clone();
+///     let consumer = curio_kernel::spawn(async move {
+///         let mut got = Vec::new();
+///         while let Ok(x) = q2.get().await {
+///             got.push(x);
+///         }
+///         got
+///     });
+///     for x in [1, 2, 3] {
+///         q.put(x).await.unwrap();
+///     }
+///     q.close();
+///     assert_eq!(q.put(4).await, Err(Closed(4)));
+///     assert_eq!(consumer.join().await.unwrap(), [1, 2, 3]);
+/// });
+/// ```
 pub struct BaseQueue<T, S: Storage<T>> {
     st: Rc<RefCell<State<T, S>>>,
     _local: PhantomData<*const ()>,
@@ -187,15 +238,14 @@ impl<T, S: Storage<T>> Clone for BaseQueue<T, S> {
 /// # Examples
 ///
 /// ```
-/// use std::rc::Rc;
 /// use curio_sync::Queue;
 ///
 /// curio_kernel::run(async {
-///     let q = Rc::new(Queue::new(0));
+///     let q = Queue::new(0);
 ///     let q2 = q.clone();
 ///     let consumer = curio_kernel::spawn(async move {
 ///         let mut got = Vec::new();
-///         while let Some(x) = q2.get().await {
+///         while let Ok(Some(x)) = q2.get().await {
 ///             got.push(x);
 ///             q2.task_done().unwrap();
 ///         }
@@ -203,9 +253,9 @@ impl<T, S: Storage<T>> Clone for BaseQueue<T, S> {
 ///         got
 ///     });
 ///     for x in [1, 2, 3] {
-///         q.put(Some(x)).await;
+///         q.put(Some(x)).await.unwrap();
 ///     }
-///     q.put(None).await;
+///     q.put(None).await.unwrap(); // Curio's sentinel; `close()` is the other way to end
 ///     q.join().await;
 ///     assert_eq!(consumer.join().await.unwrap(), [1, 2, 3]);
 /// });
@@ -241,6 +291,7 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
                 joiners: WaitList::default(),
                 handed: 0,
                 reserved: 0,
+                closed: false,
             })),
             _local: PhantomData,
         }
@@ -272,15 +323,35 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     ///
     /// # Errors
     ///
-    /// [`Full`] with the item when the queue is full (reserved places count as taken) or putters
-    /// are already waiting.
-    pub fn try_put(&self, item: T) -> Result<(), Full<T>> {
+    /// [`TryPutError::Full`] with the item when the queue is full (reserved places count as
+    /// taken) or putters are already waiting; [`TryPutError::Closed`] with the item when the
+    /// queue is closed.
+    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         let mut st = self.st.borrow_mut();
+        if st.closed {
+            return Err(TryPutError::Closed(item));
+        }
         if st.getters.waiting() > 0 || (st.putters.waiting() == 0 && !st.full()) {
             st.insert(item);
             return Ok(());
         }
-        Err(Full(item))
+        Err(TryPutError::Full(item))
+    }
+
+    /// Closes the queue: puts are refused from now on (waiting putters get their item back),
+    /// and getters take what is left, then get [`Closed`]. Closing twice does nothing.
+    pub fn close(&self) {
+        let mut st = self.st.borrow_mut();
+        if std::mem::replace(&mut st.closed, true) {
+            return;
+        }
+        while st.putters.notify_one(|slot| slot.rejected = true) {}
+        st.wake_drained_getters();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.st.borrow().closed
     }
 
     /// Adds `item`, waiting for room in a bounded queue. An unbounded put never waits.
@@ -304,7 +375,8 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
     ///
     /// # Errors
     ///
-    /// [`Empty`] when there is none.
+    /// [`Empty`] when there is none (also when the queue is closed and drained:
+    /// [`is_closed`](Self::is_closed) tells them apart).
     pub fn try_get(&self) -> Result<T, Empty> {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
@@ -410,27 +482,37 @@ impl<T, S: Storage<T>> fmt::Debug for Put<'_, T, S> {
 impl<T, S: Storage<T>> Unpin for Put<'_, T, S> {}
 
 impl<T, S: Storage<T>> Future for Put<'_, T, S> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    type Output = Result<(), Closed<T>>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if this.key.is_none() {
             let Some(item) = this.item.take() else {
-                return Poll::Ready(());
+                return Poll::Ready(Ok(()));
             };
             match this.q.try_put(item) {
-                Ok(()) => return Poll::Ready(()),
-                Err(Full(item)) => this.item = Some(item),
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(TryPutError::Closed(item)) => return Poll::Ready(Err(Closed(item))),
+                Err(TryPutError::Full(item)) => this.item = Some(item),
             }
         }
         // The waiting putter holds its item; notified means a get reserved a place for it, which
         // only this turn of the putter's task fills.
         let item = &mut this.item;
         let mut st = this.q.st.borrow_mut();
-        match st.putters.poll_wait(&mut this.key, cx, || item.take()) {
+        let slot = || PutSlot {
+            item: item.take(),
+            rejected: false,
+        };
+        match st.putters.poll_wait(&mut this.key, cx, slot) {
             Poll::Ready(entry) => {
+                let item = entry.data.item.expect("a waiting putter holds its item");
+                if entry.data.rejected {
+                    return Poll::Ready(Err(Closed(item)));
+                }
                 st.reserved -= 1;
-                st.insert(entry.data.expect("a waiting putter holds its item"));
-                Poll::Ready(())
+                st.insert(item);
+                st.wake_drained_getters();
+                Poll::Ready(Ok(()))
             }
             Poll::Pending => {
                 curio_core::waiting(WaitKind::QueuePut, Some(this.site));
@@ -448,9 +530,13 @@ impl<T, S: Storage<T>> Drop for Put<'_, T, S> {
             let entry = {
                 let mut st = self.q.st.borrow_mut();
                 let entry = st.putters.remove(k);
-                if entry.as_ref().is_some_and(|e| e.notified) {
+                if entry
+                    .as_ref()
+                    .is_some_and(|e| e.notified && !e.data.rejected)
+                {
                     st.reserved -= 1;
                     st.admit_putter();
+                    st.wake_drained_getters();
                 }
                 entry
             };
@@ -478,8 +564,8 @@ impl<T, S: Storage<T>> fmt::Debug for Get<'_, T, S> {
 }
 
 impl<T, S: Storage<T>> Future for Get<'_, T, S> {
-    type Output = T;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+    type Output = Result<T, Closed>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let mut st = this.q.st.borrow_mut();
         let st = &mut *st;
@@ -488,14 +574,21 @@ impl<T, S: Storage<T>> Future for Get<'_, T, S> {
             && let Some(item) = st.items.pop()
         {
             st.admit_putter();
-            return Poll::Ready(item);
+            return Poll::Ready(Ok(item));
+        }
+        if this.key.is_none() && st.drained() {
+            return Poll::Ready(Err(Closed(())));
         }
         match st.getters.poll_wait(&mut this.key, cx, || None) {
             Poll::Ready(e) => {
+                let Some(item) = e.data else {
+                    // Woken by the close of a drained queue.
+                    return Poll::Ready(Err(Closed(())));
+                };
                 st.handed -= 1;
                 // Taking the handed item frees a place: a waiting putter may come in.
                 st.admit_putter();
-                Poll::Ready(e.data.expect("a notified getter holds its item"))
+                Poll::Ready(Ok(item))
             }
             Poll::Pending => {
                 curio_core::waiting(WaitKind::QueueGet, Some(this.site));

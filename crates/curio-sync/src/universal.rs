@@ -30,10 +30,10 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use concurrent_queue::{ConcurrentQueue, PushError};
+use concurrent_queue::{ConcurrentQueue, PopError, PushError};
 use event_listener::{Event, EventListener, IntoNotification, Listener};
 
-use crate::error::{Empty, Full, SyncError, WaitTimeout};
+use crate::error::{Closed, Empty, GetTimeoutError, SyncError, TryPutError, WaitTimeout};
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 /// The one waiting pattern of every Universal operation: try; start listening; try again (so a
@@ -199,16 +199,17 @@ struct QInner<T> {
 /// let q2 = q.clone();
 /// let consumer = std::thread::spawn(move || {
 ///     let mut got = Vec::new();
-///     while let Some(x) = q2.get_blocking() {
+///     // Until the queue is closed and drained.
+///     while let Ok(x) = q2.get_blocking() {
 ///         got.push(x);
 ///     }
 ///     got
 /// });
 /// curio_kernel::run(async move {
 ///     for i in 0..5 {
-///         q.put(Some(i)).await;
+///         q.put(i).await.unwrap();
 ///     }
-///     q.put(None).await;
+///     q.close();
 /// });
 /// assert_eq!(consumer.join().unwrap(), [0, 1, 2, 3, 4]);
 /// ```
@@ -278,8 +279,9 @@ impl<T> UniversalQueue<T> {
     ///
     /// # Errors
     ///
-    /// [`Full`] with the item when a bounded queue is full.
-    pub fn try_put(&self, item: T) -> Result<(), Full<T>> {
+    /// [`TryPutError::Full`] with the item when a bounded queue is full,
+    /// [`TryPutError::Closed`] with the item when the queue is closed.
+    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         let inner = &*self.inner;
         // Counted before the item is visible, so a getter's `task_done` never runs ahead of it.
         inner.unfinished.fetch_add(1, Ordering::AcqRel);
@@ -288,33 +290,68 @@ impl<T> UniversalQueue<T> {
                 inner.getters.notify_one(&inner.item_added);
                 Ok(())
             }
-            Err(PushError::Full(item) | PushError::Closed(item)) => {
+            Err(PushError::Full(item)) => {
                 self.finish_one();
-                Err(Full(item))
+                Err(TryPutError::Full(item))
+            }
+            Err(PushError::Closed(item)) => {
+                self.finish_one();
+                Err(TryPutError::Closed(item))
             }
         }
+    }
+
+    /// Closes the queue (an addition to Curio): puts are refused from now on (waiting putters,
+    /// on tasks, threads or other runtimes, get their item back), and getters take what is left,
+    /// then get [`Closed`]. Closing twice does nothing.
+    pub fn close(&self) {
+        let inner = &*self.inner;
+        if inner.items.close() {
+            inner.item_added.notify(usize::MAX);
+            inner.space_freed.notify(usize::MAX);
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.items.is_closed()
     }
 
     /// Takes the next item if there is one.
     ///
     /// # Errors
     ///
-    /// [`Empty`] when there is none.
+    /// [`Empty`] when there is none (also when the queue is closed and drained:
+    /// [`is_closed`](Self::is_closed) tells them apart).
     pub fn try_get(&self) -> Result<T, Empty> {
+        self.get_step()
+            .unwrap_or(Err(Closed(())))
+            .map_err(|_| Empty)
+    }
+
+    /// One try of a get: `Some(Ok)` with an item, `Some(Err)` for a closed, drained queue, `None`
+    /// to wait.
+    fn get_step(&self) -> Option<Result<T, Closed>> {
         let inner = &*self.inner;
-        let item = inner.items.pop().map_err(|_| Empty)?;
+        let item = match inner.items.pop() {
+            Ok(item) => item,
+            Err(PopError::Closed) => return Some(Err(Closed(()))),
+            Err(PopError::Empty) => return None,
+        };
         if inner.maxsize > 0 {
             inner.putters.notify_one(&inner.space_freed);
         }
-        Ok(item)
+        Some(Ok(item))
     }
 
-    /// One try of a put that keeps its item in `slot` until it goes in.
-    fn put_step(&self, slot: &mut Option<T>) -> Option<()> {
+    /// One try of a put that keeps its item in `slot` until it goes in: `Some(Ok)` when it went
+    /// in, `Some(Err)` with the item when the queue is closed, `None` to wait.
+    fn put_step(&self, slot: &mut Option<T>) -> Option<Result<(), Closed<T>>> {
         let item = slot.take()?;
         match self.try_put(item) {
-            Ok(()) => Some(()),
-            Err(Full(back)) => {
+            Ok(()) => Some(Ok(())),
+            Err(TryPutError::Closed(back)) => Some(Err(Closed(back))),
+            Err(TryPutError::Full(back)) => {
                 *slot = Some(back);
                 None
             }
@@ -327,12 +364,16 @@ impl<T> UniversalQueue<T> {
     ///
     /// Cancel safe: the item is added by the poll that returns, or not at all (it is dropped with
     /// the future).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] with the item when the queue is closed (before or while the put waits).
     #[track_caller]
-    pub fn put(&self, item: T) -> impl Future<Output = ()> {
+    pub fn put(&self, item: T) -> impl Future<Output = Result<(), Closed<T>>> {
         at_site(WaitKind::QueuePut, self.put_inner(item))
     }
 
-    async fn put_inner(&self, item: T) {
+    async fn put_inner(&self, item: T) -> Result<(), Closed<T>> {
         let mut item = Some(item);
         let inner = &*self.inner;
         until(&inner.space_freed, Some(&inner.putters), || {
@@ -346,17 +387,18 @@ impl<T> UniversalQueue<T> {
     /// # Cancel safety
     ///
     /// Cancel safe: an item is taken only by the poll that returns it.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the queue is closed and drained.
     #[track_caller]
-    pub fn get(&self) -> impl Future<Output = T> {
+    pub fn get(&self) -> impl Future<Output = Result<T, Closed>> {
         at_site(WaitKind::QueueGet, self.get_inner())
     }
 
-    async fn get_inner(&self) -> T {
+    async fn get_inner(&self) -> Result<T, Closed> {
         let inner = &*self.inner;
-        until(&inner.item_added, Some(&inner.getters), || {
-            self.try_get().ok()
-        })
-        .await
+        until(&inner.item_added, Some(&inner.getters), || self.get_step()).await
     }
 
     /// Adds `item`, blocking this thread while a bounded queue is full.
@@ -366,11 +408,19 @@ impl<T> UniversalQueue<T> {
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
     /// task on it (with a full queue, for ever). Release builds print a warning once instead.
     /// Tasks await the async form.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] with the item when the queue is closed.
     #[track_caller]
-    pub fn put_blocking(&self, item: T) {
+    pub fn put_blocking(&self, item: T) -> Result<(), Closed<T>> {
         forbid_in_task();
-        if let Err(Full(_)) = self.put_deadline(item, None) {
-            unreachable!("an untimed put only returns once the item is in");
+        match self.put_deadline(item, None) {
+            Ok(()) => Ok(()),
+            Err(TryPutError::Closed(item)) => Err(Closed(item)),
+            Err(TryPutError::Full(_)) => {
+                unreachable!("an untimed put only returns once the item is in or refused")
+            }
         }
     }
 
@@ -378,7 +428,8 @@ impl<T> UniversalQueue<T> {
     ///
     /// # Errors
     ///
-    /// [`Full`] with the item if there was no room in time.
+    /// [`TryPutError::Full`] with the item if there was no room in time,
+    /// [`TryPutError::Closed`] with the item when the queue is closed.
     ///
     /// # Panics
     ///
@@ -386,12 +437,12 @@ impl<T> UniversalQueue<T> {
     /// task on it (with a full queue, for ever). Release builds print a warning once instead.
     /// Tasks await the async form.
     #[track_caller]
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), Full<T>> {
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), TryPutError<T>> {
         forbid_in_task();
         self.put_deadline(item, Instant::now().checked_add(timeout))
     }
 
-    fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), Full<T>> {
+    fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
         let mut slot = Some(item);
         match until_blocking(
             &self.inner.space_freed,
@@ -399,8 +450,11 @@ impl<T> UniversalQueue<T> {
             || self.put_step(&mut slot),
             deadline,
         ) {
-            Some(()) => Ok(()),
-            None => Err(Full(slot.take().expect("a failed put keeps its item"))),
+            Some(Ok(())) => Ok(()),
+            Some(Err(Closed(item))) => Err(TryPutError::Closed(item)),
+            None => Err(TryPutError::Full(
+                slot.take().expect("a failed put keeps its item"),
+            )),
         }
     }
 
@@ -411,12 +465,17 @@ impl<T> UniversalQueue<T> {
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
     /// task on it (with a full queue, for ever). Release builds print a warning once instead.
     /// Tasks await the async form.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the queue is closed and drained.
     #[track_caller]
-    pub fn get_blocking(&self) -> T {
+    pub fn get_blocking(&self) -> Result<T, Closed> {
         forbid_in_task();
         match self.get_deadline(None) {
-            Ok(item) => item,
-            Err(_) => unreachable!("an untimed get only returns with an item"),
+            Ok(item) => Ok(item),
+            Err(GetTimeoutError::Closed) => Err(Closed(())),
+            Err(_) => unreachable!("an untimed get only returns with an item or closed"),
         }
     }
 
@@ -424,7 +483,8 @@ impl<T> UniversalQueue<T> {
     ///
     /// # Errors
     ///
-    /// [`WaitTimeout`] if no item came in time.
+    /// [`GetTimeoutError::TimedOut`] if no item came in time, [`GetTimeoutError::Closed`] once
+    /// the queue is closed and drained.
     ///
     /// # Panics
     ///
@@ -432,19 +492,22 @@ impl<T> UniversalQueue<T> {
     /// task on it (with a full queue, for ever). Release builds print a warning once instead.
     /// Tasks await the async form.
     #[track_caller]
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, WaitTimeout> {
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
         forbid_in_task();
         self.get_deadline(Instant::now().checked_add(timeout))
     }
 
-    fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, WaitTimeout> {
-        until_blocking(
+    fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, GetTimeoutError> {
+        match until_blocking(
             &self.inner.item_added,
             Some(&self.inner.getters),
-            || self.try_get().ok(),
+            || self.get_step(),
             deadline,
-        )
-        .ok_or(WaitTimeout)
+        ) {
+            Some(Ok(item)) => Ok(item),
+            Some(Err(Closed(()))) => Err(GetTimeoutError::Closed),
+            None => Err(GetTimeoutError::TimedOut),
+        }
     }
 
     /// Marks one item as processed.

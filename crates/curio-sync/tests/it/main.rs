@@ -76,9 +76,9 @@ fn uqueue_tokio_consumer() {
     let producer = thread::spawn(move || {
         curio_bounded(async move {
             for n in 0..100 {
-                qp.put(Some(n)).await;
+                qp.put(Some(n)).await.unwrap();
             }
-            qp.put(None).await;
+            qp.put(None).await.unwrap();
             qp.join().await;
         });
     });
@@ -86,7 +86,7 @@ fn uqueue_tokio_consumer() {
         let consumer = tokio::spawn(async move {
             let mut results = Vec::new();
             loop {
-                let item = q.get().await;
+                let item = q.get().await.unwrap();
                 q.task_done().unwrap();
                 match item {
                     Some(n) => results.push(n),
@@ -109,7 +109,7 @@ fn uqueue_tokio_prod() {
         curio_bounded(async move {
             let mut results = Vec::new();
             loop {
-                let item = qc.get().await;
+                let item = qc.get().await.unwrap();
                 qc.task_done().unwrap();
                 match item {
                     Some(n) => results.push(n),
@@ -121,9 +121,9 @@ fn uqueue_tokio_prod() {
     block_on_bounded(async move {
         tokio::spawn(async move {
             for n in 0..100 {
-                q.put(Some(n)).await;
+                q.put(Some(n)).await.unwrap();
             }
-            q.put(None).await;
+            q.put(None).await.unwrap();
             q.join().await;
             assert!(q.is_empty());
         })
@@ -227,4 +227,23 @@ fn upromise_tokio_thread_curio() {
     assert_eq!(curio_side.join().unwrap(), 50);
     assert_eq!(p2.try_get(), Some(50));
     assert!(p2.set(0).is_err(), "a promise is set once");
+}
+
+/// A tokio task waiting on a `UniversalQueue` is woken by its close, and a waiting putter gets its
+/// item back.
+#[test]
+fn uqueue_close_wakes_a_tokio_task() {
+    let q: UniversalQueue<u32> = UniversalQueue::new(1);
+    let (qg, qc) = (q.clone(), q.clone());
+    let got = block_on_bounded(async move {
+        let getter = tokio::spawn(async move { qg.get().await });
+        tokio::task::yield_now().await;
+        qc.close();
+        getter.await.unwrap()
+    });
+    assert_eq!(got, Err(curio_sync::Closed(())));
+    assert_eq!(
+        block_on_bounded(async move { q.put(1).await }),
+        Err(curio_sync::Closed(1))
+    );
 }
