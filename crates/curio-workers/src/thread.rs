@@ -21,9 +21,44 @@
 //!   methods: no `AWAIT` needed.
 //! - Kernel queues, locks and events through `await_with`, with the whole wait (a critical
 //!   section, a `get`) inside one closure: a `LockGuard` cannot leave the kernel's thread.
-//! - Sockets as `std` values carried into the closure and back (`from_std`/`into_std`), or kept
-//!   in a task-local of the stand-in task.
+//! - Sockets as `std` values carried into the closure and back: `from_std` makes a curio socket
+//!   on the kernel, `into_std` gives the std socket back to the thread (the facade's test
+//!   `workers::async_thread_uses_a_socket_through_await_with` shows it); or kept in a task-local
+//!   of the stand-in task.
 //! - Timeouts around any of these: `await_with(|| timeout_after(d, fut))`.
+//!
+//! While the thread runs its own code, a kernel on a virtual clock does not jump its time (as
+//! for [`run_in_thread`](crate::run_in_thread)); while it waits in `await_with`, it does.
+//!
+//! ```
+//! use std::time::Duration;
+//! use curio_kernel::{sleep, timeout_after};
+//!
+//! curio_kernel::task_local! {
+//!     static LOG: std::rc::Rc<std::cell::RefCell<Vec<u32>>>;
+//! }
+//!
+//! let mut kernel = curio_kernel::Kernel::builder().virtual_clock(true).build();
+//! let log = kernel.run(async {
+//!     LOG.set(Default::default()).unwrap();
+//!     let t = curio_workers::spawn_thread(|| {
+//!         for i in 0..3 {
+//!             // Kernel-local state, reached through the stand-in's task-locals.
+//!             curio_workers::await_with(move || async move {
+//!                 LOG.get().unwrap().unwrap().borrow_mut().push(i);
+//!             })
+//!             .unwrap();
+//!         }
+//!         // A timeout on the kernel: the sleep is dropped after 1 s (of virtual time).
+//!         curio_workers::await_with(|| timeout_after(Duration::from_secs(1), sleep(Duration::from_secs(5))))
+//!             .unwrap()
+//!             .is_err()
+//!     });
+//!     assert!(t.join().await.unwrap(), "timed out");
+//!     LOG.get().unwrap().unwrap().take()
+//! });
+//! assert_eq!(log, [0, 1, 2]);
+//! ```
 //!
 //! # Cancellation
 //!
