@@ -198,12 +198,13 @@ impl<T, S: Storage<T>> State<T, S> {
 /// completes its put. Closing is how a producer says "no more", instead of a sentinel item.
 ///
 /// ```
-/// use curio_sync::{Closed, Queue};
+/// # mod curio { pub use curio_kernel::{run, spawn}; pub mod queue { pub use curio_sync::{Closed, Queue}; } }
+/// use curio::queue::{Closed, Queue};
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let q = Queue::new(0);
 ///     let q2 = q.clone();
-///     let consumer = curio_kernel::spawn(async move {
+///     let consumer = curio::spawn(async move {
 ///         let mut got = Vec::new();
 ///         while let Ok(x) = q2.get().await {
 ///             got.push(x);
@@ -238,12 +239,13 @@ impl<T, S: Storage<T>> Clone for BaseQueue<T, S> {
 /// # Examples
 ///
 /// ```
-/// use curio_sync::Queue;
+/// # mod curio { pub use curio_kernel::{run, spawn}; pub mod queue { pub use curio_sync::Queue; } }
+/// use curio::queue::Queue;
 ///
-/// curio_kernel::run(async {
+/// curio::run(async {
 ///     let q = Queue::new(0);
 ///     let q2 = q.clone();
-///     let consumer = curio_kernel::spawn(async move {
+///     let consumer = curio::spawn(async move {
 ///         let mut got = Vec::new();
 ///         while let Ok(Some(x)) = q2.get().await {
 ///             got.push(x);

@@ -193,7 +193,8 @@ struct QInner<T> {
 /// A kernel task feeding a plain thread, as in Curio's README:
 ///
 /// ```
-/// use curio_sync::UniversalQueue;
+/// # mod curio { pub use curio_kernel::run; pub mod queue { pub use curio_sync::UniversalQueue; } }
+/// use curio::queue::UniversalQueue;
 ///
 /// let q = UniversalQueue::new(0);
 /// let q2 = q.clone();
@@ -205,7 +206,7 @@ struct QInner<T> {
 ///     }
 ///     got
 /// });
-/// curio_kernel::run(async move {
+/// curio::run(async move {
 ///     for i in 0..5 {
 ///         q.put(i).await.unwrap();
 ///     }
@@ -595,12 +596,13 @@ struct EInner {
 /// # Examples
 ///
 /// ```
-/// use curio_sync::UniversalEvent;
+/// # mod curio { pub use curio_kernel::run; pub mod sync { pub use curio_sync::UniversalEvent; } }
+/// use curio::sync::UniversalEvent;
 ///
 /// let evt = UniversalEvent::new();
 /// let e2 = evt.clone();
 /// let t = std::thread::spawn(move || e2.set());
-/// curio_kernel::run(async { evt.wait().await });
+/// curio::run(async { evt.wait().await });
 /// t.join().unwrap();
 /// assert!(evt.is_set());
 /// ```
@@ -725,12 +727,13 @@ struct PInner<T> {
 /// # Examples
 ///
 /// ```
-/// use curio_sync::UniversalPromise;
+/// # mod curio { pub use curio_kernel::run; pub mod sync { pub use curio_sync::UniversalPromise; } }
+/// use curio::sync::UniversalPromise;
 ///
 /// let p = UniversalPromise::new();
 /// let p2 = p.clone();
 /// std::thread::spawn(move || p2.set(7).unwrap());
-/// assert_eq!(curio_kernel::run(async { p.get().await }), 7);
+/// assert_eq!(curio::run(async { p.get().await }), 7);
 /// ```
 pub struct UniversalPromise<T> {
     inner: Arc<PInner<T>>,
@@ -778,7 +781,7 @@ impl<T> UniversalPromise<T> {
     ///
     /// # Errors
     ///
-    /// [`crate::AlreadySet`] with `value` if it was set before.
+    /// [`AlreadySet`](crate::AlreadySet) with `value` if it was set before.
     pub fn set(&self, value: T) -> Result<(), crate::AlreadySet<T>> {
         let mut v = lock(&self.inner.value);
         if v.is_some() {
