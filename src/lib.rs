@@ -141,7 +141,7 @@ pub mod workers {
         DEFAULT_MAX_WORKER_THREADS, PoolConfig, ProcessError, ProcessFn, ProcessPoolConfig,
         Registry, RunInProcess, RunInThread, ThreadPool, WorkerFn, WorkersBuilderExt, await_future,
         await_with, is_async_thread, run_in_process, run_in_thread, spawn_thread,
-        spawn_thread_named, thread_task_id, worker_main,
+        spawn_thread_daemon, spawn_thread_named, thread_task_id, worker_main,
     };
 }
 

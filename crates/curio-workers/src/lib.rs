@@ -72,7 +72,7 @@ pub use crate::process::{
 };
 pub use crate::thread::{
     AsyncThread, AwaitError, await_future, await_with, is_async_thread, spawn_thread,
-    spawn_thread_named, thread_task_id,
+    spawn_thread_daemon, spawn_thread_named, thread_task_id,
 };
 
 use std::collections::VecDeque;

@@ -324,6 +324,11 @@ impl<T: 'static> AsyncThread<T> {
         self.task.is_cancelled()
     }
 
+    /// Whether the stand-in task is a daemon ([`spawn_thread_daemon`]).
+    pub fn is_daemon(&self) -> bool {
+        self.task.is_daemon()
+    }
+
     /// Waits for the thread and returns its result.
     ///
     /// # Errors
@@ -382,8 +387,9 @@ impl<T> From<AsyncThread<T>> for Task<T> {
 ///
 /// # Panics
 ///
-/// Outside a curio kernel, or if the operating system refuses a thread. A panic in `f` is
-/// reported like a task's and comes back from [`AsyncThread::join`] as `is_panic()`.
+/// Outside a curio kernel. A panic in `f` is
+/// reported like a task's and comes back from [`AsyncThread::join`] as `is_panic()`; so does a
+/// thread the operating system refuses to start, with the reason as the panic's message.
 ///
 /// # Examples
 ///
@@ -416,6 +422,31 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    start(name, false, f)
+}
+
+/// [`spawn_thread`] whose stand-in task is a daemon (Curio's `spawn_thread(daemon=True)`): a
+/// task group's `join` does not wait for it, and shutdown cancels it with the rest.
+///
+/// # Panics
+///
+/// As [`spawn_thread`].
+#[track_caller]
+pub fn spawn_thread_daemon<F, T>(f: F) -> AsyncThread<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    start("thread", true, f)
+}
+
+#[track_caller]
+fn start<F, T>(name: &'static str, daemon: bool, f: F) -> AsyncThread<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let site = std::panic::Location::caller();
     let handle = curio_kernel::try_handle().expect("curio::spawn_thread called outside a kernel");
     let link = Arc::new(Link {
         state: Mutex::new(LinkState {
@@ -428,12 +459,15 @@ where
         cond: Condvar::new(),
         handle: handle.clone(),
     });
-    let task = curio_kernel::Builder::new()
-        .name(name)
-        .spawn(stand_in::<T>(link.clone()));
+    let mut builder = curio_kernel::Builder::new().name(name);
+    if daemon {
+        builder = builder.daemon();
+    }
+    let task = builder.spawn(stand_in::<T>(link.clone(), site));
     let id = task.id();
     let work = handle.external_work();
-    std::thread::Builder::new()
+    let l2 = link.clone();
+    let started = std::thread::Builder::new()
         .name(format!("curio-{name}"))
         .spawn(move || {
             let ctx = ThreadCtx {
@@ -459,8 +493,12 @@ where
             }
             // After the wake, so a virtual clock cannot jump in between.
             drop(ctx);
-        })
-        .expect("curio: cannot start an async thread");
+        });
+    if let Err(e) = started {
+        // The stand-in ends as a panic with the reason, which `join` reports.
+        let msg = format!("curio: cannot start an async thread: {e}");
+        l2.post(|st| st.done = Some(Err(Box::new(msg))));
+    }
     AsyncThread { task }
 }
 
@@ -486,17 +524,20 @@ enum Next {
 }
 
 /// The stand-in task: runs the thread's requests until the thread returns.
-fn stand_in<T: 'static>(link: Arc<Link>) -> impl Future<Output = T> {
+fn stand_in<T: 'static>(
+    link: Arc<Link>,
+    site: &'static std::panic::Location<'static>,
+) -> impl Future<Output = T> {
     // Made before the future, so that it also closes the link when a cancel drops the task
     // before its first poll.
     let close = CloseOnDrop(link.clone());
     async move {
         let _close = close;
-        stand_in_loop(&link).await
+        stand_in_loop(&link, site).await
     }
 }
 
-async fn stand_in_loop<T: 'static>(link: &Link) -> T {
+async fn stand_in_loop<T: 'static>(link: &Link, site: &'static std::panic::Location<'static>) -> T {
     loop {
         let next = std::future::poll_fn(|cx| {
             let mut st = lock(&link.state);
@@ -507,6 +548,8 @@ async fn stand_in_loop<T: 'static>(link: &Link) -> T {
                 return Poll::Ready(Next::Done(done));
             }
             st.waker = Some(cx.waker().clone());
+            // Waiting for the thread: reported at the `spawn_thread` call.
+            curio_core::waiting(curio_core::WaitKind::External, Some(site));
             Poll::Pending
         })
         .await;

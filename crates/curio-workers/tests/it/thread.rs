@@ -311,3 +311,19 @@ fn thread_consumes_kernel_queue() {
     });
     assert_eq!(sum, 6);
 }
+
+#[test]
+fn daemon_thread_is_a_daemon_task() {
+    let (daemon, plain, out) = virtual_kernel().run(async {
+        let d = curio_workers::spawn_thread_daemon(|| await_future(async { 3 }));
+        let p = spawn_thread(|| 4);
+        (
+            d.is_daemon(),
+            p.is_daemon(),
+            d.join().await.unwrap().unwrap(),
+        )
+    });
+    assert!(daemon);
+    assert!(!plain);
+    assert_eq!(out, 3);
+}
