@@ -33,6 +33,7 @@ use std::io::{self, Read, Write};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -1021,7 +1022,10 @@ impl Worker {
             let (mine, theirs) = UnixStream::pair()?;
             let (req_r, req_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
             let (rep_r, rep_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+            // A process group of its own: a terminal's Ctrl-C goes to the program, which decides
+            // (Curio's workers ignore SIGINT); the worker still goes when the program does.
             let mut child = Command::new(std::env::current_exe()?)
+                .process_group(0)
                 .args(args)
                 .env(ENV_WORKER, "1")
                 .stdin(Stdio::from(OwnedFd::from(theirs)))
