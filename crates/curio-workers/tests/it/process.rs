@@ -390,3 +390,96 @@ fn worker_does_not_outlive_its_parent() {
         }
     }
 }
+
+// The thread variants of `test_workers.py`: `run_in_thread` beside `run_in_process`.
+
+#[test]
+fn test_blocking() {
+    // Curio's thread sleeps 2 s while a spinner ticks; here the thread blocks until the
+    // spinner is done, so the order holds without timing.
+    let log = Kernel::new().run(async {
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let done = std::sync::Arc::new(curio_sync::UniversalPromise::new());
+        let (l1, d1) = (log.clone(), done.clone());
+        let spinner = spawn(async move {
+            for n in (1..=10).rev() {
+                l1.borrow_mut().push(n.to_string());
+                sleep(Duration::from_millis(1)).await;
+            }
+            assert!(d1.set(()).is_ok());
+        });
+        let d2 = done.clone();
+        curio_workers::run_in_thread(move || d2.get_blocking()).await;
+        log.borrow_mut().push("sleep done".to_owned());
+        spinner.join().await.unwrap();
+        log.take()
+    });
+    let mut expect: Vec<_> = (1..=10).rev().map(|n: i32| n.to_string()).collect();
+    expect.push("sleep done".into());
+    assert_eq!(log, expect);
+}
+
+#[test]
+fn test_worker_cancel_thread() {
+    let release = std::sync::Arc::new(curio_sync::UniversalPromise::new());
+    let r2 = release.clone();
+    let log = Kernel::new().run(async move {
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+        let at5 = std::rc::Rc::new(Event::new());
+        let resume = std::rc::Rc::new(Event::new());
+        let (l1, a1, res1) = (log.clone(), at5.clone(), resume.clone());
+        let spinner = spawn(async move {
+            for n in (1..=10).rev() {
+                l1.borrow_mut().push(n.to_string());
+                if n == 5 {
+                    a1.set();
+                    res1.wait().await;
+                }
+            }
+        });
+        // Curio's time.sleep(5): a call that blocks until the test lets it go.
+        let worker = spawn(curio_workers::run_in_thread(move || r2.get_blocking()));
+        at5.wait().await;
+        worker.cancel().await;
+        log.borrow_mut().push("cancel".into());
+        resume.set();
+        spinner.join().await.unwrap();
+        assert!(worker.join().await.unwrap_err().is_cancelled());
+        log.take()
+    });
+    // The zombie thread finishes now.
+    assert!(release.set(()).is_ok());
+    assert_eq!(
+        log,
+        ["10", "9", "8", "7", "6", "5", "cancel", "4", "3", "2", "1"]
+    );
+}
+
+#[test]
+fn test_worker_timeout_thread() {
+    let release = std::sync::Arc::new(curio_sync::UniversalPromise::new());
+    let r2 = release.clone();
+    let timed_out = Kernel::new().run(async move {
+        timeout_after(
+            Duration::from_millis(50),
+            curio_workers::run_in_thread(move || r2.get_blocking()),
+        )
+        .await
+        .is_err()
+    });
+    assert!(release.set(()).is_ok());
+    assert!(timed_out);
+}
+
+#[test]
+fn test_exception_thread() {
+    // Curio's run_in_thread(fib, '10') raises the TypeError itself: here the panic is resumed
+    // in the calling task.
+    let err = Kernel::new().run(async {
+        spawn(curio_workers::run_in_thread(|| fib_str("ten".into())))
+            .join()
+            .await
+            .unwrap_err()
+    });
+    assert!(err.is_panic());
+}
