@@ -269,6 +269,47 @@ impl Registry {
 ///   `["--exact", "process::worker", "--nocapture", "--quiet"]`: a worker then runs only that
 ///   test, which serves calls and never returns.
 ///
+/// With `harness = false` (`[[test]] name = "pool"`, `harness = false` in `Cargo.toml`):
+///
+/// ```no_run
+/// # use curio_workers::{ProcessFn, Registry};
+/// # fn double(x: u32) -> u32 { 2 * x }
+/// # static DOUBLE: ProcessFn<u32, u32> = ProcessFn::new("double", double);
+/// static REGISTRY: Registry = Registry::new(&[&DOUBLE]);
+///
+/// // tests/pool.rs
+/// fn main() {
+///     curio_workers::worker_main(&REGISTRY);
+///     // The tests, run by hand.
+///     let r = curio_kernel::run(curio_workers::run_in_process(&DOUBLE, 21));
+///     assert_eq!(r.unwrap(), 42);
+///     println!("1 passed, 0 failed");
+/// }
+/// ```
+///
+/// With the standard harness (this crate's `tests/it/process.rs` does this):
+///
+/// ```no_run
+/// # use curio_workers::{ProcessFn, Registry, WorkersBuilderExt};
+/// # fn double(x: u32) -> u32 { 2 * x }
+/// # static DOUBLE: ProcessFn<u32, u32> = ProcessFn::new("double", double);
+/// static REGISTRY: Registry = Registry::new(&[&DOUBLE]);
+///
+/// #[test]
+/// fn worker() {
+///     // A no-op in a normal run; in a worker, serves calls and never returns.
+///     curio_workers::worker_main(&REGISTRY);
+/// }
+///
+/// #[test]
+/// fn doubles() {
+///     let mut kernel = curio_kernel::Kernel::builder()
+///         .worker_process_args(["--exact", "worker", "--nocapture", "--quiet"])
+///         .build();
+///     assert_eq!(kernel.run(curio_workers::run_in_process(&DOUBLE, 21)).unwrap(), 42);
+/// }
+/// ```
+///
 /// [`worker_process_args`]: crate::WorkersBuilderExt::worker_process_args
 ///
 /// # Examples
