@@ -492,7 +492,10 @@ fn read_frame(sock: &mut impl Read, limit: usize) -> io::Result<Option<Vec<u8>>>
 /// blocking the kernel (Curio's `run_in_process`).
 ///
 /// The worker is this executable started again; its `main` must call [`worker_main`] first,
-/// with a [`Registry`] that lists `f`.
+/// with a [`Registry`] that lists `f`. The argument is encoded at once; the call leases a
+/// worker when first polled. While it is in flight, a kernel on a virtual clock does not jump
+/// its time (as for [`run_in_thread`](crate::run_in_thread)), so a timeout around it waits for
+/// the reply.
 ///
 /// # Errors
 ///
