@@ -44,17 +44,15 @@ pub async fn open_tcp_stream(hostname: &str, port: u16, delay: Duration) -> io::
     // Walk the targets and start the attempts with a staggered delay.
     for addr in targets {
         let errors = errors.clone();
-        group
-            .spawn(async move {
-                match TcpStream::connect(addr).await {
-                    Ok(sock) => Some(sock),
-                    Err(e) => {
-                        errors.borrow_mut().push(e);
-                        None
-                    }
+        group.spawn(async move {
+            match TcpStream::connect(addr).await {
+                Ok(sock) => Some(sock),
+                Err(e) => {
+                    errors.borrow_mut().push(e);
+                    None
                 }
-            })
-            .map_err(|e| io::Error::other(e.to_string()))?;
+            }
+        });
         // Wait up to `delay` for an attempt to finish; a failed one starts the next at once.
         if let Some(Some(Ok(Some(sock)))) = ignore_after(delay, group.next_result()).await {
             group.cancel_remaining().await;

@@ -65,9 +65,9 @@ fn group_results_survive_failures() {
     vrun(async {
         // A panicking sibling: `results` reports it, `exceptions` copies it, nothing is lost.
         let g: TaskGroup<i32> = TaskGroup::new(Wait::All);
-        g.spawn(async { 1 }).unwrap();
-        g.spawn(async { panic!("boom") }).unwrap();
-        g.spawn(async { 3 }).unwrap();
+        g.spawn(async { 1 });
+        g.spawn(async { panic!("boom") });
+        g.spawn(async { 3 });
         g.join().await;
         assert!(matches!(g.results(), Err(GroupError::Failed(e)) if e.is_panic()));
         let ex = g.exceptions().unwrap();
@@ -87,8 +87,8 @@ fn group_results_survive_failures() {
 
         // `Wait::Any`: the first member's value and the cancelled sibling, both reachable.
         let g: TaskGroup<i32> = TaskGroup::new(Wait::Any);
-        let first = g.spawn(async { 7 }).unwrap();
-        let slow = g.spawn(std::future::pending()).unwrap();
+        let first = g.spawn(async { 7 });
+        let slow = g.spawn(std::future::pending());
         g.join().await;
         assert_eq!(g.completed().unwrap().unwrap().id(), first.id());
         // Taken out after the join, the member joins to its value, not to "cancelled".
@@ -99,14 +99,14 @@ fn group_results_survive_failures() {
 
         // `next_done` after a `Wait::None` join hands out members with their outcomes too.
         let g: TaskGroup<i32> = TaskGroup::new(Wait::None);
-        g.spawn(async { 5 }).unwrap();
+        g.spawn(async { 5 });
         yield_now().await; // the member finishes before the join
         g.join().await;
         let t = g.next_done().await.expect("a finished member");
         assert_eq!(t.join().await.unwrap(), 5);
         // Once `result`/`outcomes` moved an output out, the member is no longer handed out.
         let g: TaskGroup<i32> = TaskGroup::new(Wait::All);
-        let m = g.spawn(async { 9 }).unwrap();
+        let m = g.spawn(async { 9 });
         g.join().await;
         assert_eq!(g.result().unwrap(), 9);
         assert!(matches!(g.result(), Err(GroupError::Taken)));

@@ -19,9 +19,9 @@ async fn blocked<T>() -> T {
 fn task_group() {
     vrun(async {
         let g = TaskGroup::new(Wait::All);
-        let t1 = g.spawn(add(1, 1)).unwrap();
-        let t2 = g.spawn(add(2, 2)).unwrap();
-        let t3 = g.spawn(add(3, 3)).unwrap();
+        let t1 = g.spawn(add(1, 1));
+        let t2 = g.spawn(add(2, 2));
+        let t3 = g.spawn(add(3, 3));
         g.join().await;
         assert!(t1.is_terminated() && t2.is_terminated() && t3.is_terminated());
         assert_eq!(g.completed().unwrap(), Some(t1));
@@ -40,15 +40,13 @@ fn task_group_daemon() {
         let t0_ref = t0.task_ref();
         let g = TaskGroup::new(Wait::All);
         g.add_task(t0).unwrap();
-        g.spawn(add(1, 1)).unwrap();
-        g.spawn_daemon(add(2, 2)).unwrap();
-        g.spawn_daemon(async { panic!("TypeError") }).unwrap();
-        let sleeper = g
-            .spawn_daemon(async {
-                sleep(secs(5.0)).await;
-                0
-            })
-            .unwrap();
+        g.spawn(add(1, 1));
+        g.spawn_daemon(add(2, 2));
+        g.spawn_daemon(async { panic!("TypeError") });
+        let sleeper = g.spawn_daemon(async {
+            sleep(secs(5.0)).await;
+            0
+        });
         g.join().await;
         assert_eq!(g.results().unwrap(), [2]);
         assert!(t0_ref.is_cancelled() && t0_ref.is_terminated());
@@ -86,9 +84,9 @@ fn task_group_existing() {
 fn task_any_cancel() {
     vrun(async {
         let g = TaskGroup::new(Wait::Any);
-        let t1 = g.spawn(blocked()).unwrap();
-        let t2 = g.spawn(add(1, 1)).unwrap();
-        let t3 = g.spawn(blocked()).unwrap();
+        let t1 = g.spawn(blocked());
+        let t2 = g.spawn(add(1, 1));
+        let t3 = g.spawn(blocked());
         g.join().await;
         assert_eq!(g.completed().unwrap(), Some(t2.clone()));
         assert!(t1.is_cancelled() && t3.is_cancelled() && !t2.is_cancelled());
@@ -100,9 +98,9 @@ fn task_any_cancel() {
 fn task_group_result() {
     vrun(async {
         let g = TaskGroup::new(Wait::Any);
-        g.spawn(blocked()).unwrap();
-        g.spawn(add(1, 1)).unwrap();
-        g.spawn(blocked()).unwrap();
+        g.spawn(blocked());
+        g.spawn(add(1, 1));
+        g.spawn(blocked());
         g.join().await;
         assert_eq!(g.result().unwrap(), 2);
         assert!(matches!(g.result(), Err(GroupError::Taken)));
@@ -113,9 +111,9 @@ fn task_group_result() {
 fn task_any_error() {
     vrun(async {
         let g: TaskGroup<i32> = TaskGroup::new(Wait::Any);
-        let t1 = g.spawn(blocked()).unwrap();
-        let t2 = g.spawn(async { panic!("TypeError") }).unwrap();
-        let t3 = g.spawn(blocked()).unwrap();
+        let t1 = g.spawn(blocked());
+        let t2 = g.spawn(async { panic!("TypeError") });
+        let t3 = g.spawn(blocked());
         g.join().await;
         assert_eq!(g.completed().unwrap(), Some(t2));
         match g.result() {
@@ -139,8 +137,7 @@ fn task_group_iter() {
             g.spawn(async move {
                 sleep(secs(delay)).await;
                 add(x, x).await
-            })
-            .unwrap();
+            });
         }
         let mut order = Vec::new();
         let mut g = g;
@@ -160,8 +157,8 @@ fn task_group_iter() {
 fn task_wait_none() {
     vrun(async {
         let g: TaskGroup<()> = TaskGroup::new(Wait::None);
-        let t1 = g.spawn(blocked()).unwrap();
-        let t2 = g.spawn(blocked()).unwrap();
+        let t1 = g.spawn(blocked());
+        let t2 = g.spawn(blocked());
         g.join().await;
         assert!(t1.is_cancelled() && t2.is_cancelled());
         assert!(t1.is_terminated() && t2.is_terminated());
@@ -173,9 +170,9 @@ fn task_wait_none() {
 fn task_join_daemon() {
     vrun(async {
         let g = TaskGroup::new(Wait::All);
-        let t1 = g.spawn_daemon(add(1, 1)).unwrap();
-        let t2 = g.spawn(add(2, 2)).unwrap();
-        g.spawn(add(3, 3)).unwrap();
+        let t1 = g.spawn_daemon(add(1, 1));
+        let t2 = g.spawn(add(2, 2));
+        g.spawn(add(3, 3));
         assert_eq!(g.remove(&t1).unwrap().join().await.unwrap(), 2);
         assert_eq!(g.remove(&t2).unwrap().join().await.unwrap(), 4);
         g.join().await;
@@ -187,9 +184,9 @@ fn task_join_daemon() {
 fn task_group_join_done() {
     vrun(async {
         let g = TaskGroup::new(Wait::All);
-        g.spawn(add(1, 1)).unwrap();
-        g.spawn(add(2, 2)).unwrap();
-        let t3 = g.spawn(add(3, 3)).unwrap();
+        g.spawn(add(1, 1));
+        g.spawn(add(2, 2));
+        let t3 = g.spawn(add(3, 3));
         curio::yield_now().await;
         assert!(t3.is_terminated());
         assert_eq!(g.remove(&t3).unwrap().join().await.unwrap(), 6);
@@ -202,9 +199,9 @@ fn task_group_join_done() {
 fn task_group_error() {
     vrun(async {
         let g: TaskGroup<i32> = TaskGroup::new(Wait::All);
-        let t1 = g.spawn(blocked()).unwrap();
-        let t2 = g.spawn(blocked()).unwrap();
-        let t3 = g.spawn(async { panic!("TypeError") }).unwrap();
+        let t1 = g.spawn(blocked());
+        let t2 = g.spawn(blocked());
+        let t3 = g.spawn(async { panic!("TypeError") });
         // No error comes out of the join; the failure is recorded.
         g.join().await;
         assert_eq!(g.completed().unwrap(), Some(t3));
@@ -222,24 +219,21 @@ fn task_group_join() {
     vrun(async move {
         let evt = std::rc::Rc::new(std::cell::Cell::new(false));
         let g: TaskGroup<i32> = TaskGroup::new(Wait::All);
-        let t1 = g.spawn(async { panic!("TypeError") }).unwrap();
+        let t1 = g.spawn(async { panic!("TypeError") });
         let e2 = evt.clone();
-        let t2 = g
-            .spawn(async move {
-                while !e2.get() {
-                    curio::yield_now().await;
-                }
-                4
-            })
-            .unwrap();
+        let t2 = g.spawn(async move {
+            while !e2.get() {
+                curio::yield_now().await;
+            }
+            4
+        });
         let e3 = evt.clone();
         g.spawn(async move {
             while !e3.get() {
                 curio::yield_now().await;
             }
             6
-        })
-        .unwrap();
+        });
         // Joining a failed member by hand takes it out; its siblings keep running.
         let err = g.remove(&t1).unwrap().join().await.unwrap_err();
         assert!(err.is_panic());
@@ -276,8 +270,7 @@ fn task_group_cancel() {
                 g.spawn(async move {
                     let _d = d;
                     blocked::<()>().await
-                })
-                .unwrap();
+                });
             }
             g.join().await;
         });
@@ -305,12 +298,10 @@ fn task_group_timeout() {
             let g: TaskGroup<()> = TaskGroup::new(Wait::All);
             for name in ["c1", "c2", "c3"] {
                 let d = Dropped(l2.clone(), name);
-                let t = g
-                    .spawn(async move {
-                        let _d = d;
-                        blocked::<()>().await
-                    })
-                    .unwrap();
+                let t = g.spawn(async move {
+                    let _d = d;
+                    blocked::<()>().await
+                });
                 r2.borrow_mut().push(t);
             }
             g.join().await;
@@ -332,10 +323,10 @@ fn task_group_timeout() {
 fn task_group_cancel_remaining() {
     vrun(async {
         let g: TaskGroup<i32> = TaskGroup::new(Wait::All);
-        let t0 = g.spawn(add(1, 1)).unwrap();
-        g.spawn(add(2, 2)).unwrap();
-        let w1 = g.spawn(blocked()).unwrap();
-        let w2 = g.spawn(blocked()).unwrap();
+        let t0 = g.spawn(add(1, 1));
+        g.spawn(add(2, 2));
+        let w1 = g.spawn(blocked());
+        let w2 = g.spawn(blocked());
         let first = g.next_done().await.unwrap();
         assert_eq!(first.id(), t0.id());
         assert_eq!(g.next_result().await.unwrap().unwrap(), 4);
@@ -343,7 +334,7 @@ fn task_group_cancel_remaining() {
         assert!(w1.is_cancelled() && w1.is_terminated());
         assert!(w2.is_cancelled() && w2.is_terminated());
         // The group stays usable.
-        g.spawn(add(5, 5)).unwrap();
+        g.spawn(add(5, 5));
         g.join().await;
         assert_eq!(g.results().unwrap(), [10]);
     });
@@ -374,11 +365,25 @@ fn task_group_use_error() {
         assert!(matches!(g.exceptions(), Err(GroupError::NotJoined)));
         assert!(matches!(g.tasks(), Err(GroupError::NotJoined)));
         assert!(matches!(g.result(), Err(GroupError::NotJoined)));
-        g.spawn(add(1, 1)).unwrap();
+        g.spawn(add(1, 1));
         g.join().await;
         // A joined group takes no new members; add_task gives the task back.
-        assert!(matches!(g.spawn(add(0, 0)), Err(GroupError::Joined)));
-        assert!(matches!(g.spawn_daemon(add(0, 0)), Err(GroupError::Joined)));
+        assert!(matches!(g.try_spawn(add(0, 0)), Err(GroupError::Joined)));
+        let b = curio::Builder::new().daemon();
+        assert!(matches!(
+            g.try_spawn_with(b, add(0, 0)),
+            Err(GroupError::Joined)
+        ));
+        // `spawn` treats it as misuse: a panic that names it.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            g.spawn(add(0, 0));
+        }))
+        .unwrap_err();
+        let msg = panicked
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(msg.contains("joined group"), "{msg}");
         let late = spawn(add(3, 3));
         let e = g.add_task(late).unwrap_err();
         assert!(matches!(e.error, GroupError::Joined));
@@ -397,7 +402,7 @@ fn removed_member_moves_between_groups() {
     vrun(async {
         let g1: TaskGroup<i32> = TaskGroup::new(Wait::All);
         let g2: TaskGroup<i32> = TaskGroup::new(Wait::All);
-        let r = g1.spawn(add(1, 1)).unwrap();
+        let r = g1.spawn(add(1, 1));
         assert!(g2.remove(&r).is_none(), "not a member of g2");
         let t = g1.remove(&r).unwrap();
         assert!(g1.remove(&r).is_none(), "taken once");
@@ -441,7 +446,7 @@ fn task_child_cancel() {
             let _ = NAMES;
             let g: TaskGroup<()> = TaskGroup::new(Wait::All);
             if depth < 2 {
-                g.spawn(level(log.clone(), depth + 1)).unwrap();
+                g.spawn(level(log.clone(), depth + 1));
             }
             sleep(secs(0.5)).await;
             g.join().await;
@@ -475,19 +480,15 @@ fn task_child_cancel() {
 fn wait_object_with_outcomes() {
     vrun(async {
         let g = TaskGroup::with_outcomes(Wait::Object);
-        let none = g.spawn(async { None }).unwrap();
-        let found = g
-            .spawn(async {
-                sleep(secs(0.1)).await;
-                Some(7)
-            })
-            .unwrap();
-        let slow = g
-            .spawn(async {
-                sleep(secs(9.0)).await;
-                Some(9)
-            })
-            .unwrap();
+        let none = g.spawn(async { None });
+        let found = g.spawn(async {
+            sleep(secs(0.1)).await;
+            Some(7)
+        });
+        let slow = g.spawn(async {
+            sleep(secs(9.0)).await;
+            Some(9)
+        });
         g.join().await;
         assert!(none.is_terminated() && !none.is_cancelled());
         assert_eq!(g.completed().unwrap(), Some(found));
@@ -500,13 +501,11 @@ fn wait_object_with_outcomes() {
 fn err_outcome_is_a_failure() {
     vrun(async {
         let g: TaskGroup<Result<i32, String>> = TaskGroup::with_outcomes(Wait::All);
-        let slow = g
-            .spawn(async {
-                sleep(secs(5.0)).await;
-                Ok(1)
-            })
-            .unwrap();
-        let bad = g.spawn(async { Err("bad".to_string()) }).unwrap();
+        let slow = g.spawn(async {
+            sleep(secs(5.0)).await;
+            Ok(1)
+        });
+        let bad = g.spawn(async { Err("bad".to_string()) });
         g.join().await;
         // The failure ended the wait early and the slow member was cancelled.
         assert_eq!(g.completed().unwrap(), Some(bad));

@@ -548,8 +548,7 @@ fn buffer_into() {
         g.spawn(async move {
             s1.sendall(&int_array()).await.unwrap();
             None
-        })
-        .unwrap();
+        });
         g.spawn(async move {
             let mut buf = vec![0u8; 4 << 20];
             let mut total = 0;
@@ -561,8 +560,7 @@ fn buffer_into() {
                 total += n;
             }
             Some(buf)
-        })
-        .unwrap();
+        });
         g.join().await;
         g.results().unwrap().into_iter().flatten().next().unwrap()
     });
@@ -578,8 +576,7 @@ fn buffer_stream_into() {
             s1.sendall(b"Hello world\n").await.unwrap();
             s1.sendall(&int_array()).await.unwrap();
             None
-        })
-        .unwrap();
+        });
         g.spawn(async move {
             let mut s = s2.as_stream();
             assert_eq!(s.read_line(100).await.unwrap(), b"Hello world\n");
@@ -592,8 +589,7 @@ fn buffer_stream_into() {
                 buf.extend(chunk);
             }
             Some(buf)
-        })
-        .unwrap();
+        });
         g.join().await;
         g.results().unwrap().into_iter().flatten().next().unwrap()
     });

@@ -328,11 +328,11 @@ fn run_case<S: Storage<Item> + 'static>(seed: u64, rng: Rng, maxsize: usize) -> 
         let supervisor = spawn(async move {
             let g: TaskGroup<()> = TaskGroup::new(Wait::All);
             for _ in 0..2 {
-                g.spawn(producer(c2.clone(), qs.clone(), 6)).unwrap();
+                g.spawn(producer(c2.clone(), qs.clone(), 6));
             }
-            g.spawn(consumer(c2.clone(), qs.clone())).unwrap();
-            g.spawn(holder(c2.clone())).unwrap();
-            g.spawn(thread_caller(c2.clone(), 4)).unwrap();
+            g.spawn(consumer(c2.clone(), qs.clone()));
+            g.spawn(holder(c2.clone()));
+            g.spawn(thread_caller(c2.clone(), 4));
             g.join().await;
             g.outcomes().expect("joined once")
         });

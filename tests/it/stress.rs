@@ -90,7 +90,7 @@ fn node(seed: u64, depth: u32, ctx: Rc<Ctx>) -> Node {
                         _ => TaskGroup::new(Wait::None),
                     };
                     for _ in 0..=rng.below(3) {
-                        let member = g.spawn(node(rng.next(), depth + 1, ctx.clone())).unwrap();
+                        let member = g.spawn(node(rng.next(), depth + 1, ctx.clone()));
                         ctx.members.borrow_mut().push(member);
                     }
                     if rng.below(4) > 0 {

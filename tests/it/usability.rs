@@ -172,8 +172,7 @@ fn ignore_after_run_server_leaves_no_client_alive() {
                     let _live = Live::new(&l);
                     let _ = c.recv(10).await;
                 }
-            }))
-            .unwrap();
+            }));
             g.join().await;
         })
         .await;
@@ -205,13 +204,11 @@ fn wait_any_is_decided_by_a_member_taken_out() {
 
     vrun(async {
         let g: TaskGroup<&str> = TaskGroup::new(Wait::Any);
-        let reader = g.spawn(async { "reader done" }).unwrap();
-        let writer = g
-            .spawn(async {
-                std::future::pending::<()>().await;
-                "never"
-            })
-            .unwrap();
+        let reader = g.spawn(async { "reader done" });
+        let writer = g.spawn(async {
+            std::future::pending::<()>().await;
+            "never"
+        });
         assert_eq!(g.next_result().await.unwrap().unwrap(), "reader done");
         let start = curio::clock();
         g.join().await;

@@ -366,7 +366,7 @@ impl<T: 'static> Inner<T> {
 /// curio::run(async {
 ///     let g = TaskGroup::new(Wait::All);
 ///     for x in 1..=3 {
-///         g.spawn(async move { x * 2 }).unwrap();
+///         g.spawn(async move { x * 2 });
 ///     }
 ///     g.join().await;
 ///     assert_eq!(g.results().unwrap(), [2, 4, 6]);
@@ -456,13 +456,28 @@ impl<T: 'static> TaskGroup<T> {
         r
     }
 
-    /// Spawns `fut` as a member.
+    /// Spawns `fut` as a member and returns a reference to it.
+    ///
+    /// # Panics
+    ///
+    /// When the group was joined already (it takes no new members: Curio's `RuntimeError`);
+    /// [`try_spawn`](Self::try_spawn) reports that as an error instead.
+    #[track_caller]
+    pub fn spawn<F: Future<Output = T> + 'static>(&self, fut: F) -> TaskRef {
+        self.try_spawn(fut)
+            .expect("TaskGroup::spawn on a joined group")
+    }
+
+    /// Spawns `fut` as a member, unless the group was joined.
     ///
     /// # Errors
     ///
     /// [`GroupError::Joined`] once the group was joined (nothing is spawned).
     #[track_caller]
-    pub fn spawn<F: Future<Output = T> + 'static>(&self, fut: F) -> Result<TaskRef, GroupError> {
+    pub fn try_spawn<F: Future<Output = T> + 'static>(
+        &self,
+        fut: F,
+    ) -> Result<TaskRef, GroupError> {
         self.check_open()?;
         Ok(self.attach(Builder::new().spawn(fut), false))
     }
@@ -470,11 +485,23 @@ impl<T: 'static> TaskGroup<T> {
     /// Spawns `fut` as a member with the options of `builder` (a name; a daemon flag makes a
     /// daemon member, as [`spawn_daemon`](Self::spawn_daemon)).
     ///
+    /// # Panics
+    ///
+    /// When the group was joined already; [`try_spawn_with`](Self::try_spawn_with) reports it
+    /// as an error.
+    #[track_caller]
+    pub fn spawn_with<F: Future<Output = T> + 'static>(&self, builder: Builder, fut: F) -> TaskRef {
+        self.try_spawn_with(builder, fut)
+            .expect("TaskGroup::spawn_with on a joined group")
+    }
+
+    /// As [`spawn_with`](Self::spawn_with), unless the group was joined.
+    ///
     /// # Errors
     ///
     /// [`GroupError::Joined`] once the group was joined (nothing is spawned).
     #[track_caller]
-    pub fn spawn_with<F: Future<Output = T> + 'static>(
+    pub fn try_spawn_with<F: Future<Output = T> + 'static>(
         &self,
         builder: Builder,
         fut: F,
@@ -487,16 +514,14 @@ impl<T: 'static> TaskGroup<T> {
 
     /// Spawns `fut` as a daemon member: ignored for results, cancelled when the group is joined.
     ///
-    /// # Errors
+    /// # Panics
     ///
-    /// [`GroupError::Joined`] once the group was joined.
+    /// When the group was joined already.
     #[track_caller]
-    pub fn spawn_daemon<F: Future<Output = T> + 'static>(
-        &self,
-        fut: F,
-    ) -> Result<TaskRef, GroupError> {
-        self.check_open()?;
-        Ok(self.attach(Builder::new().daemon().spawn(fut), true))
+    pub fn spawn_daemon<F: Future<Output = T> + 'static>(&self, fut: F) -> TaskRef {
+        self.check_open()
+            .expect("TaskGroup::spawn_daemon on a joined group");
+        self.attach(Builder::new().daemon().spawn(fut), true)
     }
 
     /// Adds an existing task (a terminated one counts as already finished; a daemon is tracked for
@@ -819,8 +844,8 @@ impl<T: 'static> TaskGroup<T> {
     ///
     /// curio::run(async {
     ///     let g = TaskGroup::new(Wait::Any);
-    ///     g.spawn(async { 1 }).unwrap();
-    ///     g.spawn(std::future::pending()).unwrap(); // cancelled by the join
+    ///     g.spawn(async { 1 });
+    ///     g.spawn(std::future::pending()); // cancelled by the join
     ///     g.join().await;
     ///     let outcomes = g.outcomes().unwrap();
     ///     assert_eq!(*outcomes[0].as_ref().unwrap(), 1);
@@ -913,9 +938,9 @@ impl<T: Outcome + 'static> TaskGroup<T> {
     ///
     /// curio::run(async {
     ///     let g = TaskGroup::with_outcomes(Wait::Object);
-    ///     g.spawn(async { None }).unwrap();
-    ///     g.spawn(async { Some("found") }).unwrap();
-    ///     g.spawn(std::future::pending()).unwrap();
+    ///     g.spawn(async { None });
+    ///     g.spawn(async { Some("found") });
+    ///     g.spawn(std::future::pending());
     ///     g.join().await;
     ///     assert_eq!(g.result().unwrap(), Some("found"));
     /// });

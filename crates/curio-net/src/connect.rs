@@ -165,9 +165,8 @@ where
     let mut errors: Vec<(usize, io::Error)> = Vec::new();
     let mut ids = Vec::with_capacity(n);
     for target in targets {
-        let r = group
-            .spawn(connect(target))
-            .map_err(|e| ConnectErrors(vec![io::Error::other(e.to_string())]))?;
+        // The group is joined only after this loop: spawning cannot fail.
+        let r = group.spawn(connect(target));
         ids.push(r.id());
         // Wait up to `delay` for a result; a failure starts the next attempt at once.
         let next = ignore_after(delay, async {

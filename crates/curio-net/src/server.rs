@@ -400,7 +400,8 @@ where
         while clients.try_next_done().is_some() {}
         let builder = curio_kernel::Builder::new().name(format!("client {peer:?}"));
         let fut = handler(stream, peer);
-        let spawned = clients.spawn_with(builder, async move {
+        // The client group is joined only after this loop: spawning cannot fail.
+        clients.spawn_with(builder, async move {
             if let Some(msg) = fut.await.failure() {
                 // The task's name says which client: `client <peer>`.
                 eprintln!(
@@ -409,9 +410,6 @@ where
                 );
             }
         });
-        if spawned.is_err() {
-            return Err(io::Error::other("server task group closed"));
-        }
     }
     // A graceful shutdown: refuse new connections, let the clients finish within the grace
     // period, then cancel the rest.
