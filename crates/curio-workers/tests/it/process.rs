@@ -249,7 +249,7 @@ fn concurrent_calls_use_both_cores() {
         let spans = k.run(async {
             let g = TaskGroup::new(Wait::All);
             for _ in 0..8 {
-                let _ = g.spawn(async { run_in_process(&SPIN, 30).await.unwrap() });
+                let _ = g.spawn(async { run_in_process(&SPIN, 100).await.unwrap() });
             }
             g.join().await;
             g.results().unwrap()
