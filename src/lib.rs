@@ -55,9 +55,9 @@
 #![forbid(unsafe_code)]
 
 pub use curio_kernel::{
-    AddTaskError, Builder, CancelReason, GroupError, IgnoreTimeout, Kernel, KernelBuilder,
-    KernelHandle, NotInTask, Outcome, OutcomePolicy, RemoteTask, Shield, Task, TaskError,
-    TaskGroup, TaskId, TaskLocal, TaskRef, TaskTimeout, Timeout, Wait, WaitPolicy,
+    AddTaskError, Builder, CancelReason, CancelRequested, GroupError, IgnoreTimeout, Kernel,
+    KernelBuilder, KernelHandle, NotInTask, Outcome, OutcomePolicy, RemoteTask, Shield, Task,
+    TaskError, TaskGroup, TaskId, TaskLocal, TaskRef, TaskTimeout, Timeout, Wait, WaitPolicy,
     cancel_requested, check_cancellation, current_task, disable_cancellation, ignore_after,
     ignore_at, run, spawn, spawn_daemon, task_local, timeout_after, timeout_after_opt, timeout_at,
     try_current_task,
@@ -83,7 +83,7 @@ pub use curio_workers::{
 /// assert_eq!(kernel.run(async { 1 + 1 }), 2);
 /// ```
 pub mod prelude {
-    pub use curio_workers::WorkersBuilderExt as _;
+    pub use crate::WorkersBuilderExt as _;
 }
 
 /// Time: the kernel's clock, sleeping, and the virtual clock's manual advance.
@@ -128,10 +128,9 @@ pub mod process {
     };
 }
 
-/// Unix signals: `SignalQueue`, `SignalEvent` and `ctrl_c`.
-pub mod signal {
-    pub use curio_process::signal::*;
-}
+// Re-exported whole, so that the module's own docs (how handlers chain, what happens to a signal
+// nobody waits for) are on the facade's page.
+pub use curio_process::signal;
 
 /// Worker threads, async threads (`spawn_thread`, `await_with`) and the process pool
 /// (`run_in_process`, `worker_main`).
@@ -145,10 +144,8 @@ pub mod workers {
     };
 }
 
-/// Async files on the thread pool: `aopen` and `AsyncFile`, and one-shot reads and writes.
-pub mod fs {
-    pub use curio_workers::fs::*;
-}
+// Re-exported whole, so that the module's own docs (cancellation, errors) are on the facade's page.
+pub use curio_workers::fs;
 
 /// The lower layers, for crates that extend the kernel.
 pub mod rt {
@@ -158,7 +155,7 @@ pub mod rt {
         waiting,
     };
     pub use curio_kernel::{ExternalWork, config, extension, run_until_thread_done, try_handle};
-    pub use curio_reactor::{Async, Direction, Notifier, PollOutcome, Reactor};
+    pub use curio_reactor::{Async, Direction, EnterGuard, Notifier, PollOutcome, Reactor};
 }
 
 // The README's examples are compiled and run as doc tests, so they cannot drift from the API.

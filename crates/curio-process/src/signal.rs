@@ -22,9 +22,10 @@
 //! # Examples
 //!
 //! ```
-//! use curio_process::signal::{SIGUSR1, SignalQueue};
+//! # mod curio { pub use curio_kernel::run; pub mod signal { pub use curio_process::signal::*; } }
+//! use curio::signal::{SIGUSR1, SignalQueue};
 //!
-//! curio_kernel::run(async {
+//! curio::run(async {
 //!     let q = SignalQueue::new(&[SIGUSR1])?;
 //!     rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR1)?;
 //!     assert_eq!(q.get().await, SIGUSR1);

@@ -70,7 +70,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-/// A source of the current time, read by a [`TimeDriver`].
+/// A source of the current time, read by the kernel's time driver.
 pub trait Clock {
     /// The current time.
     fn now(&self) -> Instant;

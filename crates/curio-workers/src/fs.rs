@@ -18,9 +18,10 @@
 //! # Examples
 //!
 //! ```
-//! use curio_workers::fs::{self, OpenOptions};
+//! # mod curio { pub use curio_kernel::run; pub mod fs { pub use curio_workers::fs::*; } }
+//! use curio::fs::{self, OpenOptions};
 //!
-//! curio_kernel::run(async {
+//! curio::run(async {
 //!     let path = std::env::temp_dir().join(format!("curio-fs-doc-{}", std::process::id()));
 //!     let mut f = fs::aopen(&path, OpenOptions::new().write(true).create(true).truncate(true))
 //!         .await?;

@@ -352,8 +352,11 @@ impl<T: 'static> AsyncThread<T> {
         self.task.wait().await;
     }
 
-    /// Cancels the thread and waits until its stand-in task has terminated; see the
-    /// [module docs](self) for what the thread sees.
+    /// Cancels the thread and waits until its stand-in task has terminated.
+    ///
+    /// The thread itself runs on until it returns: a future it was waiting for is dropped on the
+    /// kernel's thread and that `await_with` returns [`AwaitError::Cancelled`], as does every
+    /// later `await_with`, and its result is dropped.
     ///
     /// # Cancel safety
     ///
