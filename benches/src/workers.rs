@@ -21,6 +21,9 @@ static ADD_ONE: ProcessFn<u64, u64> = ProcessFn::new("add_one", add_one);
 /// What the bench binary's workers serve.
 pub(crate) static REGISTRY: Registry = Registry::new(&[&ADD_ONE]);
 
+/// A row's runtimes: a name and a body that runs `n` operations and returns ns per operation.
+type Bodies = [(&'static str, fn(usize) -> f64); 2];
+
 fn per_op(start: Instant, n: usize) -> f64 {
     start.elapsed().as_nanos() as f64 / n as f64
 }
@@ -70,8 +73,7 @@ fn raw_pipe(n: usize) -> f64 {
 /// The `run_in_process` row: `n` calls per round.
 pub(crate) fn run_in_process(rounds: usize, n: usize) -> Result {
     crate::echo::unpin();
-    let bodies: [(&str, fn(usize) -> f64); 2] =
-        [("curio-rt", curio_process), ("raw pipe", raw_pipe)];
+    let bodies: Bodies = [("curio-rt", curio_process), ("raw pipe", raw_pipe)];
     let mut series: Vec<Series> = bodies
         .iter()
         .map(|(r, _)| Series {
@@ -144,8 +146,7 @@ fn tokio_thread(n: usize) -> f64 {
 /// The `spawn_thread_await` row: `n` threads per round.
 pub(crate) fn spawn_thread_await(rounds: usize, n: usize) -> Result {
     crate::echo::unpin();
-    let bodies: [(&str, fn(usize) -> f64); 2] =
-        [("curio-rt", curio_thread), ("tokio-ct", tokio_thread)];
+    let bodies: Bodies = [("curio-rt", curio_thread), ("tokio-ct", tokio_thread)];
     let mut series: Vec<Series> = bodies
         .iter()
         .map(|(r, _)| Series {
