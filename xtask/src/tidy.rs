@@ -15,6 +15,9 @@
 //!   written once, in the root `[workspace.dependencies]`.
 //! - `safety-comment`, `no-ignore`, `no-todo`, `no-unimplemented`, `no-dbg`: see [`source`].
 //! - `crate-doc`: every crate root starts with a `//!` line.
+//! - `facade-paths`: the visible lines of the examples in the docs of `crates/` (except
+//!   `curio-core` and each crate root's `//!` docs) name no workspace crate, only the facade's
+//!   `curio::` paths (see [`docs`]).
 //! - `module-cycles`: within each crate under `crates/`, modules do not depend on each other in
 //!   a cycle (see [`modules`]).
 //! - `crate-readme`: every crate directory has a `README.md`.
@@ -25,6 +28,7 @@
 //! The Rust rules scan `crates/`, `src/`, `examples/`, `tests/` and `benches/`, never `xtask/`:
 //! this module has to spell out the very patterns it forbids.
 
+mod docs;
 mod layering;
 mod manifest;
 mod modules;
@@ -39,6 +43,12 @@ use self::manifest::{Dependency, Manifest};
 
 /// The directories whose Rust files the source rules check.
 const SOURCE_DIRS: [&str; 5] = ["crates", "src", "examples", "tests", "benches"];
+
+/// Files whose examples still name the inner crates' paths, exempt from `facade-paths` until
+/// they are converted.
+// FIXME(issue 19): the process pool's examples (`ProcessFn`, `worker_main`, `run_in_process`)
+// wait for the work in progress on that file; remove the entry when they use `curio::...`.
+const FACADE_PATHS_PENDING: [&str; 1] = ["crates/curio-workers/src/process.rs"];
 
 /// The prefix of our crates' names, which marks a dependency as workspace-internal.
 const INTERNAL_PREFIX: &str = "curio-";
@@ -344,6 +354,29 @@ impl Tidy<'_> {
             for problem in source::check(&text) {
                 self.violation(&path, Some(problem.line), problem.rule, problem.message);
             }
+            self.check_facade_paths(&path, &text);
+        }
+    }
+
+    /// Checks the `facade-paths` rule on the Rust file at `path` with text `text`: the examples in
+    /// the docs of a crate under `crates/` name the facade's paths, not the crate's (see
+    /// [`docs`]). `curio-core`'s docs, and each crate root's `//!` docs, keep their own paths.
+    fn check_facade_paths(&mut self, path: &str, text: &str) {
+        if !path.starts_with("crates/") || path.starts_with("crates/curio-core/") {
+            return;
+        }
+        if FACADE_PATHS_PENDING.contains(&path) {
+            return;
+        }
+        let crate_root = path.ends_with("/src/lib.rs");
+        for problem in docs::check(text, crate_root) {
+            let message = format!(
+                "an example the facade shows names `{}`, which a curio-rt user cannot write: \
+                 use the facade's path (`curio::...`), built in a hidden `# mod curio {{ ... }}` \
+                 line (ARCHITECTURE.md, Documentation)",
+                problem.path
+            );
+            self.violation(path, Some(problem.line), "facade-paths", message);
         }
     }
 

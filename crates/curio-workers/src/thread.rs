@@ -31,26 +31,27 @@
 //! for [`run_in_thread`](crate::run_in_thread)); while it waits in `await_with`, it does.
 //!
 //! ```
+//! # mod curio { pub use curio_kernel::{Kernel, sleep, task_local, timeout_after}; pub use curio_workers::{await_with, spawn_thread}; }
 //! use std::time::Duration;
-//! use curio_kernel::{sleep, timeout_after};
+//! use curio::{sleep, timeout_after};
 //!
-//! curio_kernel::task_local! {
+//! curio::task_local! {
 //!     static LOG: std::rc::Rc<std::cell::RefCell<Vec<u32>>>;
 //! }
 //!
-//! let mut kernel = curio_kernel::Kernel::builder().virtual_clock(true).build();
+//! let mut kernel = curio::Kernel::builder().virtual_clock(true).build();
 //! let log = kernel.run(async {
 //!     LOG.set(Default::default()).unwrap();
-//!     let t = curio_workers::spawn_thread(|| {
+//!     let t = curio::spawn_thread(|| {
 //!         for i in 0..3 {
 //!             // Kernel-local state, reached through the stand-in's task-locals.
-//!             curio_workers::await_with(move || async move {
+//!             curio::await_with(move || async move {
 //!                 LOG.get().unwrap().unwrap().borrow_mut().push(i);
 //!             })
 //!             .unwrap();
 //!         }
 //!         // A timeout on the kernel: the sleep is dropped after 1 s (of virtual time).
-//!         curio_workers::await_with(|| timeout_after(Duration::from_secs(1), sleep(Duration::from_secs(5))))
+//!         curio::await_with(|| timeout_after(Duration::from_secs(1), sleep(Duration::from_secs(5))))
 //!             .unwrap()
 //!             .is_err()
 //!     });
