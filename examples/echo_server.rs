@@ -31,10 +31,9 @@ pub async fn serve(listener: TcpListener) -> io::Result<()> {
     run_server(listener, echo_client).await
 }
 
-fn main() -> io::Result<()> {
-    curio::run(async {
-        let listener = TcpListener::bind("0.0.0.0:25000")?;
-        println!("Server listening at {}", listener.local_addr()?);
-        serve(listener).await
-    })
+#[curio::main]
+async fn main() -> io::Result<()> {
+    let listener = TcpListener::bind("0.0.0.0:25000")?;
+    println!("Server listening at {}", listener.local_addr()?);
+    serve(listener).await
 }

@@ -62,6 +62,7 @@ pub use curio_kernel::{
     ignore_at, run, spawn, spawn_daemon, task_local, timeout_after, timeout_after_opt, timeout_at,
     try_current_task,
 };
+pub use curio_macros::{main, test};
 pub use curio_time::{clock, sleep, sleep_until, yield_now};
 pub use curio_workers::{
     AsyncThread, WorkersBuilderExt, await_future, await_with, run_in_process, run_in_thread,
@@ -146,6 +147,13 @@ pub mod workers {
 
 // Re-exported whole, so that the module's own docs (cancellation, errors) are on the facade's page.
 pub use curio_workers::fs;
+
+/// HTTP/1 and HTTP/2 with hyper (feature `hyper`, off by default): hyper's runtime traits for
+/// curio's streams, kernel and clock, and HTTP servers with graceful shutdown.
+#[cfg(feature = "hyper")]
+pub mod hyper {
+    pub use curio_hyper::*;
+}
 
 /// The lower layers, for crates that extend the kernel.
 pub mod rt {

@@ -33,15 +33,12 @@ fn task_run_error() {
     assert_eq!(r, Err(MyError("boom")));
 }
 
-#[test]
-fn sleep() {
-    let elapsed = vrun(async {
-        let start = curio::clock();
-        curio::sleep(Duration::from_millis(500)).await;
-        curio::clock() - start
-    });
+#[curio::test(virtual_clock)]
+async fn sleep() {
+    let start = curio::clock();
+    curio::sleep(Duration::from_millis(500)).await;
     // The virtual clock jumps exactly to the deadline.
-    assert_eq!(elapsed, Duration::from_millis(500));
+    assert_eq!(curio::clock() - start, Duration::from_millis(500));
 }
 
 #[test]
@@ -52,14 +49,11 @@ fn sleep_real_clock() {
     assert!(start.elapsed() >= Duration::from_millis(30));
 }
 
-#[test]
-fn clock() {
-    let (a, b) = vrun(async {
-        let a = curio::clock();
-        curio::sleep(Duration::from_millis(100)).await;
-        (a, curio::clock())
-    });
-    assert_eq!(b - a, Duration::from_millis(100));
+#[curio::test(virtual_clock)]
+async fn clock() {
+    let a = curio::clock();
+    curio::sleep(Duration::from_millis(100)).await;
+    assert_eq!(curio::clock() - a, Duration::from_millis(100));
 }
 
 #[test]

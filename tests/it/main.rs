@@ -9,6 +9,7 @@ mod handle;
 mod io;
 mod kernel;
 mod local;
+mod macros;
 mod net;
 mod process;
 mod queue;

@@ -1,0 +1,2 @@
+#[curio_macros::main(timeout = "1s")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[curio_macros::main]
+fn main() {}

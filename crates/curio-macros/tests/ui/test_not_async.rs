@@ -1,0 +1,4 @@
+#[curio_macros::test]
+fn sync_test() {}
+
+fn main() {}

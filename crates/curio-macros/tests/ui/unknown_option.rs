@@ -1,0 +1,4 @@
+#[curio_macros::test(virtual_clock, fast)]
+async fn a_test() {}
+
+fn main() {}
