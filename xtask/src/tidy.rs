@@ -369,7 +369,14 @@ impl Tidy<'_> {
             return;
         }
         let crate_root = path.ends_with("/src/lib.rs");
-        for problem in docs::check(text, crate_root) {
+        // Every workspace crate's path, `curio-net` giving `curio_net::`.
+        let crate_paths: Vec<String> = self
+            .crates
+            .iter()
+            .filter_map(|dir| dir.strip_prefix("crates/"))
+            .map(|name| format!("{}::", name.replace('-', "_")))
+            .collect();
+        for problem in docs::check(text, crate_root, &crate_paths) {
             let message = format!(
                 "an example the facade shows names `{}`, which a curio-rt user cannot write: \
                  use the facade's path (`curio::...`), built in a hidden `# mod curio {{ ... }}` \

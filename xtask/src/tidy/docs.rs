@@ -7,18 +7,6 @@
 //! hidden lines may name any crate, visible ones only the facade.
 //! A crate root's own `//!` docs are the crate's, not the facade's, and keep the crate's paths.
 
-/// The workspace crates whose paths the facade's users cannot write.
-const CRATE_PATHS: [&str; 8] = [
-    "curio_core::",
-    "curio_kernel::",
-    "curio_net::",
-    "curio_process::",
-    "curio_reactor::",
-    "curio_sync::",
-    "curio_time::",
-    "curio_workers::",
-];
-
 /// The info-string words that still make a fenced block Rust (rustdoc's attributes).
 const RUST_INFO: [&str; 7] = [
     "rust",
@@ -36,12 +24,12 @@ pub(crate) struct Problem {
     /// The line, 1-based.
     pub(crate) line: usize,
     /// The crate path it names, such as `curio_kernel::`.
-    pub(crate) path: &'static str,
+    pub(crate) path: String,
 }
 
-/// Returns the visible lines of Rust examples in the doc comments of `text` that name a workspace
-/// crate; `crate_root` skips the file's `//!` docs.
-pub(crate) fn check(text: &str, crate_root: bool) -> Vec<Problem> {
+/// Returns the visible lines of Rust examples in the doc comments of `text` that name one of
+/// `crate_paths` (such as `curio_kernel::`); `crate_root` skips the file's `//!` docs.
+pub(crate) fn check(text: &str, crate_root: bool, crate_paths: &[String]) -> Vec<Problem> {
     let mut problems = Vec::new();
     // The doc-comment marker of the fenced block we are in, and whether it is Rust.
     let mut block: Option<(&str, bool)> = None;
@@ -69,10 +57,10 @@ pub(crate) fn check(text: &str, crate_root: bool) -> Vec<Problem> {
         if open != marker || !rust || hidden || (crate_root && marker == "//!") {
             continue;
         }
-        if let Some(path) = CRATE_PATHS.into_iter().find(|p| content.contains(p)) {
+        if let Some(path) = crate_paths.iter().find(|p| content.contains(p.as_str())) {
             problems.push(Problem {
                 line: index + 1,
-                path,
+                path: path.clone(),
             });
         }
     }
@@ -91,6 +79,14 @@ fn is_rust(info: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn paths() -> Vec<String> {
+        vec![
+            "curio_kernel::".into(),
+            "curio_net::".into(),
+            "curio_sync::".into(),
+        ]
+    }
+
     #[test]
     fn flags_visible_crate_paths_in_examples_only() {
         let text = "\
@@ -108,10 +104,10 @@ mod tests {
 fn f() {}
 ";
         assert_eq!(
-            check(text, false),
+            check(text, false, &paths()),
             [Problem {
                 line: 6,
-                path: "curio_kernel::"
+                path: "curio_kernel::".into()
             }]
         );
     }
@@ -129,13 +125,13 @@ fn f() {}
 fn f() {}
 ";
         assert_eq!(
-            check(text, true),
+            check(text, true, &paths()),
             [Problem {
                 line: 6,
-                path: "curio_sync::"
+                path: "curio_sync::".into()
             }]
         );
-        assert_eq!(check(text, false).len(), 2);
+        assert_eq!(check(text, false, &paths()).len(), 2);
     }
 
     #[test]
