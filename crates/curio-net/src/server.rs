@@ -197,6 +197,18 @@ impl ServerShutdown {
         self.0.requested.load(Ordering::Acquire)
     }
 
+    /// Waits until [`shutdown`](Self::shutdown) is called; returns at once if it was.
+    ///
+    /// A connection handler races its work against it to stop gracefully itself, as
+    /// `curio-hyper` does to let an HTTP connection finish its request in flight.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the future holds nothing but a registered waker.
+    pub async fn wait(&self) {
+        poll_fn(|cx| self.poll_requested(cx)).await
+    }
+
     fn poll_requested(&self, cx: &Context<'_>) -> Poll<()> {
         if self.is_shutdown() {
             return Poll::Ready(());
