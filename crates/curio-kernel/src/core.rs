@@ -55,6 +55,10 @@ use curio_time::TimeDriver;
 
 use std::panic::Location;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::activation::{Activation, TaskInfo};
+use crate::error::panic_message;
 use crate::header::{Header, Name};
 use crate::id::TaskId;
 
@@ -196,6 +200,10 @@ pub(crate) struct Core {
     /// Headers of finished tasks that nothing refers to any more, reused for new tasks: in the
     /// steady state a task costs one allocation, async-task's (see [`Core::recycle`]).
     pub(crate) headers: RefCell<Vec<Rc<Header>>>,
+    /// The activation hooks given to the builder (empty: the scheduler pays one test per event).
+    pub(crate) activations: Box<[Box<dyn Activation>]>,
+    /// Whether `activate` was called (at the start of the first run).
+    activated: Cell<bool>,
 }
 
 /// The most finished headers a kernel keeps for reuse.
@@ -241,6 +249,7 @@ impl Core {
         park: Box<dyn Park>,
         clock: Box<dyn curio_time::Clock>,
         config: Extensions,
+        activations: Vec<Box<dyn Activation>>,
     ) -> Rc<Core> {
         Rc::new(Core {
             shared: Arc::new(Shared {
@@ -260,6 +269,8 @@ impl Core {
             run_counter: Cell::new(0),
             since_poll: Cell::new(0),
             headers: RefCell::new(Vec::new()),
+            activations: activations.into_boxed_slice(),
+            activated: Cell::new(false),
         })
     }
 
@@ -299,7 +310,39 @@ impl Core {
         let mut t = self.tasks.borrow_mut();
         t.slots[slot as usize] = Some(h.clone());
         t.live += 1;
+        drop(t);
+        self.hook(&h, |a, t| a.created(t));
         h
+    }
+
+    /// Calls `f` on every activation hook for the task `h`, containing a panic in a hook.
+    pub(crate) fn hook(&self, h: &Header, f: impl Fn(&dyn Activation, &TaskInfo<'_>)) {
+        if self.activations.is_empty() {
+            return;
+        }
+        let t = TaskInfo::new(h);
+        for a in self.activations.iter() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(&**a, &t))) {
+                eprintln!(
+                    "curio: an activation hook panicked: {}",
+                    panic_message(&*payload)
+                );
+            }
+        }
+    }
+
+    /// Calls every hook's `activate` once, when the kernel first runs.
+    pub(crate) fn activate(&self) {
+        if !self.activated.replace(true) {
+            for a in self.activations.iter() {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| a.activate())) {
+                    eprintln!(
+                        "curio: an activation hook panicked: {}",
+                        panic_message(&*payload)
+                    );
+                }
+            }
+        }
     }
 
     /// Takes a task out of the registry (a no-op if it is not there any more).

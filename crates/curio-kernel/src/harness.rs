@@ -28,6 +28,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use crate::activation::Ended;
 use crate::core::{Core, recycle};
 use crate::error::{ErrorKind, TaskError, panic_message};
 use crate::header::{Header, State};
@@ -72,6 +73,7 @@ pub(crate) fn poll_task<F: Future>(
     let _scope = curio_core::TaskScope::enter(h.id.non_zero());
     h.cycles.set(h.cycles.get().wrapping_add(1));
     curio_core::reset_budget();
+    core.hook(h, |a, t| a.running(t));
     if !h.cancel.due() {
         h.state.set(State::Running);
         h.wait.set(None);
@@ -84,13 +86,16 @@ pub(crate) fn poll_task<F: Future>(
         match res {
             Ok(Poll::Ready(v)) => {
                 drop_future(h, slot.as_mut());
+                core.hook(h, |a, t| a.suspended(t));
                 terminate(h, core);
+                core.hook(h, |a, t| a.terminated(t, Ended::Returned));
                 return Poll::Ready(Ok(v));
             }
             Ok(Poll::Pending) => {
                 h.wait.set(curio_core::take_wait_site());
                 if !h.cancel.due() {
                     suspend(h, cx);
+                    core.hook(h, |a, t| a.suspended(t));
                     return Poll::Pending;
                 }
             }
@@ -104,7 +109,10 @@ pub(crate) fn poll_task<F: Future>(
                     h.location.line(),
                     panic_message(&*payload)
                 );
+                core.hook(h, |a, t| a.suspended(t));
                 terminate(h, core);
+                let msg = panic_message(&*payload);
+                core.hook(h, |a, t| a.terminated(t, Ended::Panicked(msg)));
                 return Poll::Ready(Err(h.error(ErrorKind::Panic(payload))));
             }
         }
@@ -114,11 +122,14 @@ pub(crate) fn poll_task<F: Future>(
     // future is dropped.
     if h.cascade() {
         suspend(h, cx);
+        core.hook(h, |a, t| a.suspended(t));
         return Poll::Pending;
     }
     // Cancellation: the future is dropped here, in the task's own turn, with the task current.
     drop_future(h, slot.as_mut());
+    core.hook(h, |a, t| a.suspended(t));
     terminate(h, core);
+    core.hook(h, |a, t| a.terminated(t, Ended::Cancelled));
     Poll::Ready(Err(h.error(ErrorKind::Cancelled)))
 }
 

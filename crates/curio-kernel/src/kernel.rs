@@ -55,6 +55,7 @@ use std::time::Duration;
 use curio_core::{Extensions, Park};
 use curio_time::Clock;
 
+use crate::activation::Activation;
 use crate::core::{Core, Entry, MainWake, enter, with_core};
 use crate::harness::terminate;
 use crate::header::{Header, Name};
@@ -101,6 +102,7 @@ pub struct KernelBuilder {
     clock: Option<Box<dyn Clock>>,
     park: Option<Box<dyn Park>>,
     extensions: Extensions,
+    activations: Vec<Box<dyn Activation>>,
 }
 
 impl fmt::Debug for KernelBuilder {
@@ -110,6 +112,7 @@ impl fmt::Debug for KernelBuilder {
             .field("user_clock", &self.clock.is_some())
             .field("user_park", &self.park.is_some())
             .field("extensions", &self.extensions)
+            .field("activations", &self.activations.len())
             .finish()
     }
 }
@@ -147,6 +150,14 @@ impl KernelBuilder {
         self
     }
 
+    /// Installs an activation hook (Curio's `activations=`): see [`Activation`]; the built-ins
+    /// are [`schedtrace`](crate::schedtrace), [`logcrash`](crate::logcrash) and
+    /// [`longblock`](crate::longblock). Hooks are called in the order they were installed.
+    pub fn activation(mut self, hook: impl Activation + 'static) -> KernelBuilder {
+        self.activations.push(Box::new(hook));
+        self
+    }
+
     /// The extension settings given so far, to change in place.
     pub fn extensions_mut(&mut self) -> &mut Extensions {
         &mut self.extensions
@@ -168,7 +179,7 @@ impl KernelBuilder {
             None => Box::new(curio_time::RealClock),
         };
         Ok(Kernel {
-            core: Core::new(park, clock, self.extensions),
+            core: Core::new(park, clock, self.extensions, self.activations),
         })
     }
 
@@ -247,6 +258,7 @@ impl Kernel {
     pub fn run<F: Future>(&mut self, fut: F) -> F::Output {
         let core = self.core.clone();
         let _enter = enter(&core);
+        core.activate();
         let run = core.run_counter.get() + 1;
         core.run_counter.set(run);
         let h = core.new_task(Name::Static("main"), false, std::panic::Location::caller());
@@ -294,6 +306,7 @@ impl Kernel {
     pub fn step(&mut self) {
         let core = self.core.clone();
         let _enter = enter(&core);
+        core.activate();
         let mut none: Option<MainCtx<'_, std::future::Pending<()>>> = None;
         step_cycle(&core, &mut none, true);
     }

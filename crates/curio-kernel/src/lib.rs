@@ -35,6 +35,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod activation;
 mod cancel;
 mod core;
 mod error;
@@ -49,6 +50,9 @@ mod scheduler;
 mod task;
 mod timeout;
 
+pub use crate::activation::{
+    Activation, Ended, LogCrash, LongBlock, SchedTrace, TaskInfo, logcrash, longblock, schedtrace,
+};
 pub use crate::cancel::{
     CancelReason, CancelRequested, NotInTask, Shield, cancel_requested, check_cancellation,
     disable_cancellation,

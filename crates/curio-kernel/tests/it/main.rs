@@ -353,3 +353,169 @@ fn a_suspended_task_shows_where_it_waits() {
         j_ref.wait().await;
     });
 }
+
+/// Records the hooks' events by name.
+struct Recorder(Rc<RefCell<Vec<String>>>);
+
+impl curio_kernel::Activation for Recorder {
+    fn activate(&self) {
+        self.0.borrow_mut().push("activate".into());
+    }
+    fn created(&self, t: &curio_kernel::TaskInfo<'_>) {
+        self.0.borrow_mut().push(format!("created {}", t.name()));
+    }
+    fn running(&self, _: &curio_kernel::TaskInfo<'_>) {
+        self.0.borrow_mut().push("running".into());
+    }
+    fn suspended(&self, _: &curio_kernel::TaskInfo<'_>) {
+        self.0.borrow_mut().push("suspended".into());
+    }
+    fn terminated(&self, _: &curio_kernel::TaskInfo<'_>, how: curio_kernel::Ended<'_>) {
+        self.0.borrow_mut().push(match how {
+            curio_kernel::Ended::Panicked(msg) => format!("terminated: panicked: {msg}"),
+            other => format!("terminated: {other:?}"),
+        });
+    }
+}
+
+/// Curio's `test_activation_base`: three sleeps give activate, created, then a running and
+/// suspended pair per turn, and terminated at the end.
+#[test]
+fn test_activation_base() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let clock = ManualClock::new(true);
+    let mut kernel = Kernel::builder()
+        .clock(Box::new(clock))
+        .activation(Recorder(log.clone()))
+        .build();
+    kernel.run(async {
+        for _ in 0..3 {
+            sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut expected = vec!["activate".to_string(), "created main".into()];
+    for _ in 0..4 {
+        expected.extend(["running".to_string(), "suspended".into()]);
+    }
+    expected.push("terminated: Returned".into());
+    assert_eq!(*log.borrow(), expected);
+}
+
+/// Curio's `test_activation_crash`: a task that panics after one sleep ends with `suspended`,
+/// then `terminated` with its message; the panic propagates out of `run`.
+#[test]
+fn test_activation_crash() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let mut kernel = Kernel::builder()
+        .clock(Box::new(ManualClock::new(true)))
+        .activation(Recorder(log.clone()))
+        .build();
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        kernel.run(async {
+            sleep(Duration::from_millis(100)).await;
+            panic!("bad value");
+        })
+    }));
+    assert!(out.is_err());
+    assert_eq!(
+        *log.borrow(),
+        [
+            "activate",
+            "created main",
+            "running",
+            "suspended",
+            "running",
+            "suspended",
+            "terminated: panicked: bad value"
+        ]
+    );
+}
+
+/// Curio's `test_activation_count`: every task a run creates is seen by the hooks, and each
+/// terminates once.
+#[test]
+fn test_activation_count() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let mut kernel = Kernel::builder()
+        .clock(Box::new(ManualClock::new(true)))
+        .activation(Recorder(log.clone()))
+        .build();
+    kernel.run(async {
+        let kids: Vec<_> = (0..3)
+            .map(|i| {
+                curio_kernel::Builder::new()
+                    .name(format!("kid{i}"))
+                    .spawn(yield_now())
+            })
+            .collect();
+        for k in kids {
+            k.join().await.unwrap();
+        }
+    });
+    let log = log.borrow();
+    let created: Vec<&String> = log.iter().filter(|l| l.starts_with("created")).collect();
+    assert_eq!(
+        created,
+        [
+            "created main",
+            "created kid0",
+            "created kid1",
+            "created kid2"
+        ]
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("terminated")).count(),
+        4
+    );
+}
+
+/// `longblock` reports a turn that ran 200 ms (on the manual clock, exactly) and no other;
+/// `logcrash` reports a panicking task with its spawn site.
+#[test]
+fn longblock_and_logcrash_report_what_they_should() {
+    let reports = Rc::new(RefCell::new(Vec::<String>::new()));
+    let clock = ManualClock::new(true);
+    let (r1, r2) = (reports.clone(), reports.clone());
+    let mut kernel = Kernel::builder()
+        .clock(Box::new(clock.clone()))
+        .activation(
+            curio_kernel::longblock(Duration::from_millis(50))
+                .report_to(move |l| r1.borrow_mut().push(l.to_owned())),
+        )
+        .activation(curio_kernel::logcrash().report_to(move |l| r2.borrow_mut().push(l.to_owned())))
+        .build();
+    let c2 = clock.clone();
+    let line = Rc::new(Cell::new(0));
+    let l2 = line.clone();
+    kernel.run(async move {
+        let quick = curio_kernel::Builder::new()
+            .name("quick")
+            .spawn(yield_now());
+        let b = curio_kernel::Builder::new().name("blocker");
+        l2.set(line!() + 1);
+        let blocker = b.spawn(async move {
+            // Stands for 200 ms of work (or a blocking call) inside one turn.
+            c2.pass(Duration::from_millis(200));
+        });
+        let crasher = curio_kernel::Builder::new()
+            .name("crasher")
+            .spawn(async { panic!("out of luck") });
+        quick.join().await.unwrap();
+        blocker.join().await.unwrap();
+        assert!(crasher.join().await.unwrap_err().is_panic());
+    });
+    let (reports, line) = (reports.borrow(), line.get());
+    assert_eq!(reports.len(), 2, "{reports:#?}");
+    assert!(
+        reports[0].contains("blocker")
+            && reports[0].contains("ran for 200ms")
+            && reports[0].contains(&format!("{}:{line}", file!())),
+        "{}",
+        reports[0]
+    );
+    assert!(
+        reports[1].contains("crasher") && reports[1].contains("crashed: out of luck"),
+        "{}",
+        reports[1]
+    );
+}
