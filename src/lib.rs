@@ -4,8 +4,9 @@
 //! handles, sleep on the kernel's clock, and talk to other threads through a [`KernelHandle`].
 //! Blocking work goes to a thread pool with [`run_in_thread`], CPU work to worker processes with
 //! [`run_in_process`], and [`spawn_thread`] starts a thread that can wait for futures on the
-//! kernel ([`await_with`], Curio's `AWAIT`); files live in [`fs`], sockets in [`net`], child
-//! processes in [`process`] and Unix signals in [`signal`].
+//! kernel ([`await_with`], Curio's `AWAIT`); files live in [`fs`], sockets in [`net`],
+//! authenticated messages between programs in [`channel`], child processes in [`process`] and
+//! Unix signals in [`signal`].
 //!
 //! This crate is the facade: it only re-exports the workspace's crates
 //! (`curio-kernel`, `curio-time`, `curio-reactor`, `curio-sync`, `curio-net`, `curio-process`,
@@ -116,6 +117,10 @@ pub mod queue {
 pub mod net {
     pub use curio_net::*;
 }
+
+/// Authenticated message passing between programs: `Channel` and `Connection` (also
+/// `curio::net::channel`).
+pub use curio_net::channel;
 
 /// TLS on rustls (feature `tls`, on by default): also `curio::net::tls`.
 #[cfg(feature = "tls")]

@@ -8,6 +8,8 @@
 //! Streams implement `futures_io::{AsyncRead, AsyncWrite}` (also on `&TcpStream`), and
 //! [`SocketStream`] adds Curio's buffered, cancel-safe `read_line`, `read_exactly` and friends.
 //! [`tcp_server`], [`unix_server`] and [`run_server`] run one task per client in a task group.
+//! [`channel`] passes whole messages, bytes or serde values, between programs that authenticate
+//! each other with a shared key.
 //!
 //! # Implementation
 //!
@@ -37,6 +39,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod channel;
 mod connect;
 mod resolve;
 mod server;

@@ -1,5 +1,6 @@
 //! curio-net's integration tests: one binary, a module per area.
 
+mod channel;
 mod shutdown;
 mod sockopt;
 #[cfg(feature = "tls")]
