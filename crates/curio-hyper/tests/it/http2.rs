@@ -15,7 +15,7 @@ use curio_sync::Event;
 use super::*;
 
 /// The committed test certificates of curio-net (see their README).
-const CERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../curio-net/tests/certs");
+pub(crate) const CERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../curio-net/tests/certs");
 
 fn cert(name: &str) -> Vec<u8> {
     std::fs::read(format!("{CERTS}/{name}")).unwrap()

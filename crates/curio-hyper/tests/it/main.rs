@@ -3,6 +3,8 @@
 //! Every test runs on a fresh kernel under a deadline, so a hang fails instead of sticking;
 //! timer tests run on the virtual clock.
 
+#[cfg(feature = "tls")]
+mod examples;
 mod http1;
 #[cfg(feature = "tls")]
 mod http2;
@@ -166,3 +168,38 @@ async fn get(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> (StatusCode,
     let status = res.status();
     (status, res.into_body().collect().await.unwrap().to_bytes())
 }
+
+// The workspace's HTTP examples are written against the facade (`curio::hyper`, `curio::net`,
+// `curio::run`), which this crate cannot depend on. These few names stand in for it, so the
+// tests compile the examples' own files: `extern crate self` puts this test crate in the
+// extern prelude as `curio`.
+#[cfg(feature = "tls")]
+extern crate self as curio;
+
+/// The facade's `curio::hyper`, for the examples compiled by these tests.
+#[cfg(feature = "tls")]
+pub mod hyper {
+    pub use curio_hyper::*;
+}
+
+/// The facade's `curio::net`, for the examples compiled by these tests.
+#[cfg(feature = "tls")]
+pub mod net {
+    pub use curio_net::*;
+}
+
+/// The facade's `curio::time`, for the examples compiled by these tests.
+#[cfg(feature = "tls")]
+pub mod time {
+    pub use curio_time::Sleep;
+}
+
+/// The facade's `curio::signal`, for the examples compiled by these tests.
+#[cfg(feature = "tls")]
+pub mod signal {
+    pub use curio_process::signal::ctrl_c;
+}
+
+// `curio::run` is this binary's own `run`, which has the same signature.
+#[cfg(feature = "tls")]
+pub use curio_kernel::{TaskError, sleep, spawn};
