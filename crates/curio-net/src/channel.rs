@@ -13,8 +13,9 @@
 //! default) is refused as soon as its header arrives, before anything is allocated for it, and
 //! the connection is closed. During the handshake the limit is [`HANDSHAKE_MAX_FRAME`] bytes, and
 //! the whole handshake must finish within [`ChannelOptions::handshake_timeout`]. The listener
-//! runs several handshakes at once, so a silent or slow client never delays the others, and a
-//! client that fails is dropped while the listener keeps serving.
+//! runs each handshake in a task of its own on the current kernel, so a silent or slow client
+//! never delays the others, and a client that fails is dropped while the listener keeps
+//! serving; dropping the channel cancels the handshakes still running.
 //!
 //! # Wire format
 //!
@@ -74,9 +75,11 @@ use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use curio_kernel::Task;
 use futures_core::Stream;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -128,7 +131,9 @@ const REJECTED_KEPT: usize = 64;
 #[non_exhaustive]
 pub struct ChannelOptions {
     /// How long the whole handshake may take (5 s by default); a peer that has not finished by
-    /// then is dropped.
+    /// then is dropped. It is measured on the kernel's clock: a virtual clock jumps past it as
+    /// soon as the sockets are quiet, so on a virtual clock a peer in another thread or process
+    /// is unlikely to finish in time.
     pub handshake_timeout: Duration,
     /// The largest message received (64 MiB by default) or sent; at most `u32::MAX`, the largest
     /// length a header can carry.
@@ -173,7 +178,16 @@ enum Listener {
     Unix(UnixListener),
 }
 
-type Handshake = Pin<Box<dyn Future<Output = io::Result<Connection>>>>;
+/// What the handshake tasks hand to [`Channel::accept`].
+#[derive(Default)]
+struct Accepted {
+    ready: VecDeque<Connection>,
+    rejected: VecDeque<io::Error>,
+    /// Handshakes running.
+    running: usize,
+    /// The task waiting in `accept`.
+    waker: Option<Waker>,
+}
 
 /// A listening channel: it accepts connections and authenticates them (Curio's `Channel`).
 ///
@@ -184,9 +198,18 @@ pub struct Channel {
     listener: Listener,
     key: hmac::Key,
     opts: ChannelOptions,
-    /// Handshakes in progress; they belong to the channel, so a dropped `accept` loses none.
-    pending: RefCell<Vec<Handshake>>,
-    rejected: RefCell<VecDeque<io::Error>>,
+    accepted: Rc<RefCell<Accepted>>,
+    /// One task per handshake, so handshakes progress while nobody waits in `accept`; they are
+    /// cancelled with the channel.
+    handshakes: RefCell<Vec<Task<()>>>,
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        for t in self.handshakes.get_mut().drain(..) {
+            t.cancel_nowait();
+        }
+    }
 }
 
 impl fmt::Debug for Channel {
@@ -259,8 +282,8 @@ impl Channel {
             listener,
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
             opts,
-            pending: RefCell::new(Vec::new()),
-            rejected: RefCell::new(VecDeque::new()),
+            accepted: Rc::default(),
+            handshakes: RefCell::new(Vec::new()),
         }
     }
 
@@ -286,20 +309,26 @@ impl Channel {
 
     /// Waits for a client that completes the handshake, and returns its connection.
     ///
-    /// Clients are authenticated concurrently (up to [`ChannelOptions::max_handshakes`] at
-    /// once), each within [`ChannelOptions::handshake_timeout`]; one that fails, stalls or
-    /// closes is dropped, its error is kept for [`take_rejected`](Self::take_rejected), and
-    /// `accept` goes on waiting. The handshakes progress only while some task awaits `accept`.
+    /// `accept` takes clients from the listen backlog and authenticates each in a task of its
+    /// own, up to [`ChannelOptions::max_handshakes`] at once (counting connections that finished
+    /// their handshake and wait for `accept`), each within
+    /// [`ChannelOptions::handshake_timeout`]. A client that fails, stalls or closes is dropped,
+    /// its error is kept for [`take_rejected`](Self::take_rejected), and `accept` goes on
+    /// waiting; a silent client never delays the others.
     ///
     /// # Errors
     ///
     /// Errors of `accept(2)` itself, such as running out of descriptors; the channel remains
     /// usable.
     ///
+    /// # Panics
+    ///
+    /// When polled outside a curio task.
+    ///
     /// # Cancel safety
     ///
-    /// Cancel safe: handshakes in progress belong to the channel and resume at the next call,
-    /// and a connection is taken only by the poll that returns it.
+    /// Cancel safe: the handshakes run on, and a connection is taken only by the poll that
+    /// returns it.
     pub async fn accept(&self) -> io::Result<Connection> {
         enum Incoming<'a> {
             Tcp(crate::Incoming<'a>),
@@ -310,8 +339,12 @@ impl Channel {
             Listener::Unix(l) => Incoming::Unix(l.incoming()),
         };
         poll_fn(|cx| {
-            let mut pending = self.pending.borrow_mut();
-            while pending.len() < self.opts.max_handshakes {
+            let mut accepted = self.accepted.borrow_mut();
+            if let Some(conn) = accepted.ready.pop_front() {
+                return Poll::Ready(Ok(conn));
+            }
+            accepted.waker = Some(cx.waker().clone());
+            while accepted.running + accepted.ready.len() < self.opts.max_handshakes {
                 let next = match &mut incoming {
                     Incoming::Tcp(i) => Pin::new(i)
                         .poll_next(cx)
@@ -322,35 +355,12 @@ impl Channel {
                 };
                 match next {
                     Poll::Ready(Some(Ok(io))) => {
-                        let conn = Connection::new(io, self.opts.max_frame);
-                        let key = self.key.clone();
-                        let timeout = self.opts.handshake_timeout;
-                        pending.push(Box::pin(async move {
-                            within(timeout, conn.server_handshake(&key)).await?;
-                            Ok(conn)
-                        }));
+                        accepted.running += 1;
+                        self.start_handshake(Connection::new(io, self.opts.max_frame));
                     }
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
                     // An accept stream never ends.
                     Poll::Ready(None) | Poll::Pending => break,
-                }
-            }
-            let mut i = 0;
-            while i < pending.len() {
-                match pending[i].as_mut().poll(cx) {
-                    Poll::Ready(Ok(conn)) => {
-                        drop(pending.swap_remove(i));
-                        return Poll::Ready(Ok(conn));
-                    }
-                    Poll::Ready(Err(e)) => {
-                        drop(pending.swap_remove(i));
-                        let mut rejected = self.rejected.borrow_mut();
-                        if rejected.len() == REJECTED_KEPT {
-                            rejected.pop_front();
-                        }
-                        rejected.push_back(e);
-                    }
-                    Poll::Pending => i += 1,
                 }
             }
             Poll::Pending
@@ -358,10 +368,37 @@ impl Channel {
         .await
     }
 
+    fn start_handshake(&self, conn: Connection) {
+        let key = self.key.clone();
+        let timeout = self.opts.handshake_timeout;
+        let accepted = self.accepted.clone();
+        let task = curio_kernel::spawn(async move {
+            let r = within(timeout, conn.server_handshake(&key)).await;
+            let mut accepted = accepted.borrow_mut();
+            accepted.running -= 1;
+            match r {
+                Ok(()) => accepted.ready.push_back(conn),
+                Err(e) => {
+                    if accepted.rejected.len() == REJECTED_KEPT {
+                        accepted.rejected.pop_front();
+                    }
+                    accepted.rejected.push_back(e);
+                }
+            }
+            // A connection to take, or room for another handshake.
+            if let Some(w) = accepted.waker.take() {
+                w.wake();
+            }
+        });
+        let mut handshakes = self.handshakes.borrow_mut();
+        handshakes.retain(|t| !t.is_terminated());
+        handshakes.push(task);
+    }
+
     /// The errors of the handshakes that [`accept`](Self::accept) rejected since the last call,
     /// oldest first (the last 64 are kept).
     pub fn take_rejected(&self) -> Vec<io::Error> {
-        self.rejected.borrow_mut().drain(..).collect()
+        self.accepted.borrow_mut().rejected.drain(..).collect()
     }
 
     /// Connects to a channel on a TCP address and authenticates, with the default options.
@@ -873,7 +910,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// As `shutdown(2)`; `NotConnected` when it is already shut down on both sides.
+    /// As `shutdown(2)`, such as `NotConnected` when the peer has already reset the connection.
     pub fn close(&self) -> io::Result<()> {
         self.io.shutdown(Shutdown::Both)
     }

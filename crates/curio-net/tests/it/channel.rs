@@ -588,6 +588,34 @@ fn silent_client_is_dropped_after_the_handshake_timeout() {
     });
 }
 
+/// Dropping the channel cancels the handshakes it started: a silent client sees the end of the
+/// stream at once, not after the (long) handshake bound.
+#[test]
+fn dropping_the_channel_ends_its_handshakes() {
+    curio_kernel::run(async {
+        let opts = ChannelOptions::default().handshake_timeout(Duration::from_secs(60));
+        let ch = Rc::new(Channel::bind_with("127.0.0.1:0", b"key", opts).unwrap());
+        let addr = ch.local_addr().unwrap();
+        let c = ch.clone();
+        let server = spawn(async move { c.accept().await });
+        let silent = Connection::from_tcp(TcpStream::connect(addr).await.unwrap());
+        assert!(
+            silent
+                .recv_bytes()
+                .await
+                .unwrap()
+                .starts_with(b"#CHALLENGE#")
+        );
+        server.cancel().await;
+        drop(ch);
+        let e = timeout_after(Duration::from_secs(30), silent.recv_bytes())
+            .await
+            .expect("the handshake outlived its channel")
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    });
+}
+
 /// A client whose server never answers gives up after the handshake bound.
 #[test]
 fn connect_to_a_silent_server_times_out() {
