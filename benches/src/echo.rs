@@ -255,7 +255,7 @@ pub(crate) const CASES: [Case; 4] = [
     },
 ];
 
-fn cpu_ticks(pid: u32) -> u64 {
+pub(crate) fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -266,11 +266,12 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// Clock ticks per second of `/proc/*/stat` (USER_HZ, 100 on Linux).
-const TICKS_PER_SEC: f64 = 100.0;
+pub(crate) const TICKS_PER_SEC: f64 = 100.0;
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+/// A server under test, in a process of its own; dropping it kills the process.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Server {
@@ -380,7 +381,8 @@ pub(crate) fn python_peers() -> Vec<&'static str> {
     ok
 }
 
-fn start_server(kind: &str) -> io::Result<Server> {
+/// Starts `curio-bench serve KIND` (or a Python peer) and waits for the port it listens on.
+pub(crate) fn start_server(kind: &str) -> io::Result<Server> {
     let port_file =
         std::env::temp_dir().join(format!("curio-bench-port-{}-{kind}", std::process::id()));
     let _ = std::fs::remove_file(&port_file);

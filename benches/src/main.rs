@@ -9,6 +9,7 @@
 )]
 
 mod echo;
+mod http;
 mod micro;
 mod process;
 mod stats;
@@ -29,7 +30,11 @@ fn main() -> ExitCode {
     curio::workers::worker_main(&workers::REGISTRY);
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("serve") if args.len() == 3 => match echo::serve(&args[1], &args[2]) {
+        Some("serve") if args.len() == 3 => match if http::is_server(&args[1]) {
+            http::serve(&args[1], &args[2])
+        } else {
+            echo::serve(&args[1], &args[2])
+        } {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("serve: {e}");
@@ -103,6 +108,7 @@ Peers: tokio `current_thread` (`tokio-ct`) and `multi_thread` with one worker (`
 - Single-threaded micro-benchmarks run pinned to CPU 1.
   Whatever involves more than one thread (universal_queue, universal_queue_rev, kernel_to_kernel, remote_spawn, run_in_thread) runs unpinned, threads free on both CPUs, as real programs do; `universal_queue pinned` runs the same workload with both threads on CPU 1, to show what pinning hides.
 - Echo servers run in their own process pinned to CPU 0, the load generator (one thread, epoll, TCP_NODELAY) pinned to CPU 1; server CPU is user + system time from `/proc/PID/stat` over the window; latency is the time from a message's write to its complete echo, measured by the load generator, one message in flight per connection.
+- `http_hello` serves hyper's HTTP/1.1 \"hello world\" with the same service code on curio-rt (curio-hyper) and on tokio `current_thread` (hyper-util's `TokioIo` and `TokioTimer`), pinned to CPU 0 as the echo servers are; the load generator keeps 100 keep-alive connections with one request in flight on each, and server CPU is per request.
 - Rounds alternate the runtimes (A B C A B C ...); a figure is the median over rounds with min–max, and a ratio is curio-rt's median over the peer's in the same run.
   A target against \"the best of\" several peers compares with whichever of them curio-rt trails most.
 - Focused runs: `cargo xtask bench --quick --only universal_queue,kernel_to_kernel --out /tmp/b.md` (`--only` takes name prefixes, `--rounds N` overrides the round count); only a full `cargo xtask bench` on a quiet machine rewrites this file.
@@ -160,6 +166,9 @@ fn suite(args: &[String]) -> ExitCode {
         servers.retain(|s| rts.split(',').any(|r| r == *s));
     }
     results.extend(echo::run_all(rounds, quick, &servers, &wanted_echo));
+    if wanted("http_hello") {
+        results.extend(http::run_all(rounds, quick));
+    }
     let sizes = micro::Sizes {
         rounds,
         scale: if quick { 2 } else { 10 },
