@@ -64,6 +64,16 @@ pub use curio_kernel::{
     try_current_task,
 };
 pub use curio_macros::{main, test};
+
+/// Activation hooks (Curio's `Activation`): code the kernel calls as tasks are created, run,
+/// suspend and terminate, installed with `Kernel::builder().activation(..)`; the built-ins are
+/// `schedtrace`, `logcrash` and `longblock` (blocking detection).
+pub mod activation {
+    pub use curio_kernel::{
+        Activation, Ended, LogCrash, LongBlock, SchedTrace, TaskInfo, logcrash, longblock,
+        schedtrace,
+    };
+}
 pub use curio_time::{clock, sleep, sleep_until, yield_now};
 pub use curio_workers::{
     AsyncThread, WorkersBuilderExt, await_future, await_with, run_in_process, run_in_thread,
@@ -86,6 +96,13 @@ pub use curio_workers::{
 /// ```
 pub mod prelude {
     pub use crate::WorkersBuilderExt as _;
+    pub use curio_monitor::MonitorBuilderExt as _;
+}
+
+/// The live monitor: `Kernel::builder().monitor(true)` (or `CURIOMONITOR` with
+/// `#[curio::main]`), then `curio-monitor` or `nc 127.0.0.1 48802` and `ps`.
+pub mod monitor {
+    pub use curio_monitor::{DEFAULT_ADDR, MonitorBuilderExt, MonitorConfig, local_addr};
 }
 
 /// Time: the kernel's clock, sleeping, and the virtual clock's manual advance.

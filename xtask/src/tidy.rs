@@ -45,15 +45,8 @@ use self::manifest::{Dependency, Manifest};
 const SOURCE_DIRS: [&str; 5] = ["crates", "src", "examples", "tests", "benches"];
 
 /// Files whose examples still name the inner crates' paths, exempt from `facade-paths` until
-/// they are converted.
-// FIXME(issue 19): the process pool's examples (`ProcessFn`, `worker_main`, `run_in_process`)
-// wait for the work in progress on that file, and the facade does not re-export `Activation`
-// yet (so its example has no `curio::` path to use); remove each entry when its examples use
-// `curio::...`.
-const FACADE_PATHS_PENDING: [&str; 2] = [
-    "crates/curio-kernel/src/activation.rs",
-    "crates/curio-workers/src/process.rs",
-];
+/// they are converted (none now; a file listed here must say why in a FIXME).
+const FACADE_PATHS_PENDING: [&str; 0] = [];
 
 /// The prefix of our crates' names, which marks a dependency as workspace-internal.
 const INTERNAL_PREFIX: &str = "curio-";

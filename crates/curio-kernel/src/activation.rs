@@ -105,9 +105,11 @@ pub enum Ended<'a> {
 /// # Examples
 ///
 /// ```
+/// # mod curio { pub use curio_kernel::Kernel; pub mod activation { pub use curio_kernel::{Activation, Ended, TaskInfo}; } }
 /// use std::cell::RefCell;
 /// use std::rc::Rc;
-/// use curio_kernel::{Activation, Ended, Kernel, TaskInfo};
+/// use curio::Kernel;
+/// use curio::activation::{Activation, Ended, TaskInfo};
 ///
 /// struct Log(Rc<RefCell<Vec<&'static str>>>);
 /// impl Activation for Log {

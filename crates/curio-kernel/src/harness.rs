@@ -73,10 +73,10 @@ pub(crate) fn poll_task<F: Future>(
     let _scope = curio_core::TaskScope::enter(h.id.non_zero());
     h.cycles.set(h.cycles.get().wrapping_add(1));
     curio_core::reset_budget();
+    h.state.set(State::Running);
+    h.wait.set(None);
     core.hook(h, |a, t| a.running(t));
     if !h.cancel.due() {
-        h.state.set(State::Running);
-        h.wait.set(None);
         // Cleared before the turn; the innermost waiting operation of the turn writes it.
         curio_core::take_wait_site();
         let res = catch_unwind(AssertUnwindSafe(|| match slot.as_mut().as_pin_mut() {

@@ -11,6 +11,7 @@
 //! |---|---|---|---|
 //! | `virtual_clock` | yes | yes | the kernel runs on a virtual clock: sleeps take no wall time |
 //! | `max_worker_threads = N` | yes | yes | the `run_in_thread` pool's thread limit |
+//! | `monitor` | yes | yes | the live monitor on (`main` also turns it on when `CURIOMONITOR` is set) |
 //! | `timeout = "5s"` | no | yes | fail the test (a panic naming the limit) if it runs longer, on the kernel's clock (`ms`, `s` or `min`) |
 //!
 //! A wrong use is a compile error at the offending token: a function that is not `async`, one
@@ -82,6 +83,7 @@ impl Kind {
 #[derive(Default)]
 struct Options {
     virtual_clock: bool,
+    monitor: bool,
     max_worker_threads: Option<Expr>,
     /// The timeout in milliseconds, and the span of its value.
     timeout_ms: Option<(u64, Span)>,
@@ -102,6 +104,7 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
         let name = meta.path().get_ident().map(ToString::to_string);
         match (name.as_deref(), &meta) {
             (Some("virtual_clock"), Meta::Path(_)) => opts.virtual_clock = true,
+            (Some("monitor"), Meta::Path(_)) => opts.monitor = true,
             (Some("max_worker_threads"), Meta::NameValue(nv)) => {
                 opts.max_worker_threads = Some(nv.value.clone());
             }
@@ -114,13 +117,14 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
                     "#[curio::main] takes no `timeout`: wrap the work in `curio::timeout_after`",
                 ));
             }
-            (Some("virtual_clock" | "max_worker_threads" | "timeout"), _) => {
+            (Some("virtual_clock" | "monitor" | "max_worker_threads" | "timeout"), _) => {
                 return Err(syn::Error::new(
                     meta.span(),
                     format!(
                         "malformed option; expected {}",
                         match name.as_deref() {
                             Some("virtual_clock") => "`virtual_clock`",
+                            Some("monitor") => "`monitor`",
                             Some("max_worker_threads") => "`max_worker_threads = N`",
                             _ => "`timeout = \"5s\"`",
                         }
@@ -129,12 +133,17 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
             }
             _ => {
                 let known = match kind {
-                    Kind::Main => "`virtual_clock`, `max_worker_threads = N`",
-                    Kind::Test => "`virtual_clock`, `timeout = \"5s\"`, `max_worker_threads = N`",
+                    Kind::Main => "`virtual_clock`, `monitor`, `max_worker_threads = N`",
+                    Kind::Test => {
+                        "`virtual_clock`, `timeout = \"5s\"`, `monitor`, `max_worker_threads = N`"
+                    }
                 };
                 return Err(syn::Error::new(
                     meta.path().span(),
-                    format!("unknown option for {}; the options are {known}", kind.attr()),
+                    format!(
+                        "unknown option for {}; the options are {known}",
+                        kind.attr()
+                    ),
                 ));
             }
         }
@@ -184,7 +193,9 @@ fn expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let stub = {
         // On an error, a body-less stand-in of the function stays, so the error is the only
         // one (no "main not found", no "main cannot be async").
-        let ItemFn { attrs, vis, sig, .. } = &func;
+        let ItemFn {
+            attrs, vis, sig, ..
+        } = &func;
         let mut sig = sig.clone();
         sig.asyncness = None;
         quote! {
@@ -244,6 +255,13 @@ fn expand_fn(kind: Kind, args: TokenStream2, func: ItemFn) -> syn::Result<TokenS
     }
     if let Some(n) = &opts.max_worker_threads {
         builder = quote! { #builder.max_worker_threads(#n) };
+    }
+    if opts.monitor {
+        builder = quote! { #builder.monitor(true) };
+    }
+    if kind == Kind::Main {
+        // Curio's convention: `CURIOMONITOR` in the environment turns the monitor on.
+        builder = quote! { #builder.monitor_from_env() };
     }
     let body = match opts.timeout_ms {
         None => quote! { async move #block },

@@ -167,7 +167,8 @@ pub trait WorkerFn: Sync {
 /// # Examples
 ///
 /// ```
-/// use curio_workers::{ProcessFn, Registry};
+/// # mod curio { pub mod workers { pub use curio_workers::{ProcessFn, Registry}; } }
+/// use curio::workers::{ProcessFn, Registry};
 ///
 /// fn fib(n: u64) -> u64 {
 ///     if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
@@ -272,6 +273,7 @@ impl Registry {
 /// With `harness = false` (`[[test]] name = "pool"`, `harness = false` in `Cargo.toml`):
 ///
 /// ```no_run
+/// # mod curio { pub use curio_kernel::run; pub use curio_workers::run_in_process; pub mod workers { pub use curio_workers::worker_main; } }
 /// # use curio_workers::{ProcessFn, Registry};
 /// # fn double(x: u32) -> u32 { 2 * x }
 /// # static DOUBLE: ProcessFn<u32, u32> = ProcessFn::new("double", double);
@@ -279,9 +281,9 @@ impl Registry {
 ///
 /// // tests/pool.rs
 /// fn main() {
-///     curio_workers::worker_main(&REGISTRY);
+///     curio::workers::worker_main(&REGISTRY);
 ///     // The tests, run by hand.
-///     let r = curio_kernel::run(curio_workers::run_in_process(&DOUBLE, 21));
+///     let r = curio::run(curio::run_in_process(&DOUBLE, 21));
 ///     assert_eq!(r.unwrap(), 42);
 ///     println!("1 passed, 0 failed");
 /// }
@@ -290,6 +292,7 @@ impl Registry {
 /// With the standard harness (this crate's `tests/it/process.rs` does this):
 ///
 /// ```no_run
+/// # mod curio { pub use curio_kernel::Kernel; pub use curio_workers::run_in_process; pub mod workers { pub use curio_workers::worker_main; } }
 /// # use curio_workers::{ProcessFn, Registry, WorkersBuilderExt};
 /// # fn double(x: u32) -> u32 { 2 * x }
 /// # static DOUBLE: ProcessFn<u32, u32> = ProcessFn::new("double", double);
@@ -298,15 +301,15 @@ impl Registry {
 /// #[test]
 /// fn worker() {
 ///     // A no-op in a normal run; in a worker, serves calls and never returns.
-///     curio_workers::worker_main(&REGISTRY);
+///     curio::workers::worker_main(&REGISTRY);
 /// }
 ///
 /// #[test]
 /// fn doubles() {
-///     let mut kernel = curio_kernel::Kernel::builder()
+///     let mut kernel = curio::Kernel::builder()
 ///         .worker_process_args(["--exact", "worker", "--nocapture", "--quiet"])
 ///         .build();
-///     assert_eq!(kernel.run(curio_workers::run_in_process(&DOUBLE, 21)).unwrap(), 42);
+///     assert_eq!(kernel.run(curio::run_in_process(&DOUBLE, 21)).unwrap(), 42);
 /// }
 /// ```
 ///
@@ -315,14 +318,15 @@ impl Registry {
 /// # Examples
 ///
 /// ```
-/// use curio_workers::{ProcessFn, Registry};
+/// # mod curio { pub mod workers { pub use curio_workers::{ProcessFn, Registry, worker_main}; } }
+/// use curio::workers::{ProcessFn, Registry};
 ///
 /// fn square(x: i64) -> i64 { x * x }
 /// static SQUARE: ProcessFn<i64, i64> = ProcessFn::new("square", square);
 /// static REGISTRY: Registry = Registry::new(&[&SQUARE]);
 ///
 /// fn main() {
-///     curio_workers::worker_main(&REGISTRY);
+///     curio::workers::worker_main(&REGISTRY);
 ///     // ... the program, which may call run_in_process(&SQUARE, 7) ...
 /// }
 /// # main();
@@ -517,15 +521,16 @@ fn read_frame(sock: &mut impl Read, limit: usize) -> io::Result<Option<Vec<u8>>>
 /// # Examples
 ///
 /// ```no_run
-/// use curio_workers::{ProcessFn, Registry};
+/// # mod curio { pub use curio_kernel::run; pub use curio_workers::run_in_process; pub mod workers { pub use curio_workers::{ProcessFn, Registry, worker_main}; } }
+/// use curio::workers::{ProcessFn, Registry};
 ///
 /// fn fib(n: u64) -> u64 { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }
 /// static FIB: ProcessFn<u64, u64> = ProcessFn::new("fib", fib);
 /// static REGISTRY: Registry = Registry::new(&[&FIB]);
 ///
 /// fn main() {
-///     curio_workers::worker_main(&REGISTRY);
-///     let n = curio_kernel::run(curio_workers::run_in_process(&FIB, 30));
+///     curio::workers::worker_main(&REGISTRY);
+///     let n = curio::run(curio::run_in_process(&FIB, 30));
 ///     assert_eq!(n.unwrap(), 832_040);
 /// }
 /// ```
