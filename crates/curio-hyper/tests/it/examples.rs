@@ -45,7 +45,7 @@ fn http_client_example_fetches_from_the_http_server_example() {
             (&[&b"h2"[..], b"http/1.1"][..], Version::HTTP_2),
             (&[&b"http/1.1"[..]][..], Version::HTTP_11),
         ] {
-            let connector = TlsConnector::from_pem_file(&ca, alpn).unwrap();
+            let connector = TlsConnector::from_pem_file(ca, alpn).unwrap();
             let got = http_client::fetch("localhost", tls_port, Some(&connector), &paths)
                 .await
                 .unwrap();
