@@ -1,5 +1,6 @@
 //! `Http` and the servers: serving connections with hyper, and stopping gracefully.
 
+use std::any::Any;
 use std::error::Error as StdError;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -23,6 +24,10 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// With the timer set, hyper's HTTP/1 header-read timeout (30 s unless changed with
 /// `http1().header_read_timeout(..)`) closes a connection whose client is slow to send its
 /// headers, and the HTTP/2 keep-alive pings work; all of them run on the kernel's clock.
+///
+/// Code that serves TCP connections itself should turn Nagle's algorithm off
+/// (`TcpStream::set_nodelay(true)`), as [`http_server`] does: TLS records and HTTP/2 frames are
+/// small writes that it would hold back until the peer's delayed ACK.
 ///
 /// # Examples
 ///
@@ -184,6 +189,18 @@ where
     .await
 }
 
+/// Turns Nagle's algorithm off on a TCP connection, and leaves any other stream alone.
+///
+/// hyper writes each message whole, but TLS records and HTTP/2 frames are small writes that
+/// Nagle's algorithm holds back until the peer's delayed ACK (40 ms on Linux); on a kernel with
+/// a virtual clock, that wait looks like idleness, and the clock jumps to the next deadline.
+fn no_delay<S: 'static>(stream: &S) {
+    if let Some(tcp) = (stream as &dyn Any).downcast_ref::<curio_net::TcpStream>() {
+        // Best effort: a connection that refuses works all the same, only slower.
+        let _ = tcp.set_nodelay(true);
+    }
+}
+
 /// Serves HTTP/1.1 on every connection `listener` accepts, each in a task of the server's
 /// [`TaskGroup`](curio_kernel::TaskGroup), with the service `make_service(peer)` returns.
 ///
@@ -192,7 +209,7 @@ where
 /// server, running out of descriptors backs off, and cancelling the server cancels its
 /// connections. With a [`ServerShutdown`] in `options`, triggering it closes the listener,
 /// closes idle keep-alive connections, lets each connection answer its request in flight
-/// within the grace period, and then returns `Ok(())`.
+/// within the grace period, and then returns `Ok(())`. TCP connections get `TCP_NODELAY`.
 ///
 /// # Errors
 ///
@@ -246,6 +263,7 @@ where
         let http = Rc::clone(&http);
         let shutdown = shutdown.clone();
         let service = make_service(peer);
+        no_delay(&stream);
         async move { http.serve_http1(stream, service, shutdown.as_ref()).await }
     };
     run_server_with(listener, handler, options).await
@@ -287,6 +305,7 @@ where
         let acceptor = Rc::clone(&acceptor);
         let shutdown = shutdown.clone();
         let service = make_service(peer);
+        no_delay(&stream);
         async move {
             let tls = acceptor.accept(stream).await?;
             http.serve_tls(tls, service, shutdown.as_ref())

@@ -25,7 +25,7 @@ use super::*;
 
 #[test]
 fn http_client_example_fetches_from_the_http_server_example() {
-    run(async {
+    run_virtual(async {
         let (plain, tls) = (listener(), listener());
         let (plain_port, tls_port) = (
             plain.local_addr().unwrap().port(),

@@ -151,6 +151,7 @@ where
     B::Error: Into<BoxError>,
 {
     let stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
     let (sender, conn) = curio_hyper::hyper::client::conn::http1::handshake(CurioIo::new(stream))
         .await
         .unwrap();
