@@ -1,7 +1,8 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure.
 //!
-//! The steps are rustfmt, clippy, the tests, the tests again on the `polling` backend, a short
-//! loom run, the doc tests, rustdoc with warnings as errors, and tidy.
+//! The steps are rustfmt, clippy, the tests, the tests again on the `polling` backend, clippy
+//! and the tests of the kernel with its `tracing` feature, a short loom run, the doc tests,
+//! rustdoc with warnings as errors, and tidy.
 //! The tests run under `cargo nextest` when it is installed (one process per test, and a
 //! timeout for hung tests, see `.config/nextest.toml`), and under `cargo test` otherwise.
 //! The benchmark crate is excluded from every step: it depends on peer runtimes whose build
@@ -111,6 +112,21 @@ fn steps(root: &Path, forwarded: &[String]) -> Vec<Step> {
             action: Action::Cargo(
                 test_command(root, &["-p", "curio-reactor", "-p", "curio-rt"])
                     .args(["--features", "curio-reactor/polling-backend"]),
+            ),
+        },
+        Step {
+            // The kernel's `tracing` feature: its spans and events, and lints of that code.
+            name: "kernel with tracing",
+            action: Action::Cargo(
+                Cargo::new(&["clippy", "-p", "curio-kernel", "-p", "curio-rt"])
+                    .args(["--features", "curio-rt/tracing", "--all-targets"])
+                    .args(["--", "-D", "warnings"]),
+            ),
+        },
+        Step {
+            name: "tests with tracing",
+            action: Action::Cargo(
+                test_command(root, &["-p", "curio-kernel"]).args(["--features", "tracing"]),
             ),
         },
         Step {

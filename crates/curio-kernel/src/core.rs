@@ -61,6 +61,7 @@ use crate::activation::{Activation, TaskInfo};
 use crate::error::panic_message;
 use crate::header::{Header, Name};
 use crate::id::TaskId;
+use crate::trace::Meta;
 
 static NEXT_KERNEL_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -108,7 +109,7 @@ impl Drop for EnterGuard {
 
 /// One entry of the ready queue.
 pub(crate) enum Entry {
-    Task(Runnable),
+    Task(Runnable<Meta>),
     /// The main future of `Kernel::run`, with the number of the run that owns it.
     Main(u64),
 }
@@ -133,7 +134,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The schedule function of every task.
-    pub(crate) fn schedule(&self, r: Runnable) {
+    pub(crate) fn schedule(&self, r: Runnable<Meta>) {
+        crate::trace::wake(r.metadata());
         self.wake(Entry::Task(r));
     }
 

@@ -75,6 +75,11 @@ pub(crate) fn poll_task<F: Future>(
     curio_core::reset_budget();
     h.state.set(State::Running);
     h.wait.set(None);
+    #[allow(
+        clippy::let_unit_value,
+        reason = "a guard with the tracing feature, () without"
+    )]
+    let _span = h.span.enter();
     core.hook(h, |a, t| a.running(t));
     if !h.cancel.due() {
         // Cleared before the turn; the innermost waiting operation of the turn writes it.

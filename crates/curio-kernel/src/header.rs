@@ -28,6 +28,7 @@ use crate::group::link::{GroupLink, Membership};
 use crate::id::{TaskId, next_id};
 use crate::local::value::Locals;
 use crate::timeout::state::{ArmedScope, ScopeState};
+use crate::trace::TaskSpan;
 
 /// Where a task is in its life, as the monitor and `Debug` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,8 @@ pub(crate) struct Header {
     pub(crate) cycles: Cell<u32>,
     /// Where the task waits, as its last turn left it.
     pub(crate) wait: Cell<Option<WaitSite>>,
+    /// Its `tracing` span (empty without the feature).
+    pub(crate) span: TaskSpan,
     pub(crate) cancel: CancelState,
     pub(crate) scopes: ScopeState,
     /// What most tasks never need, allocated on first use, so an idle task stays small.
@@ -131,8 +134,10 @@ impl Header {
                 ..Extras::default()
             })
         });
+        let id = next_id();
+        let span = TaskSpan::new(id, name.as_str(), location);
         Header {
-            id: TaskId::new(next_id(), slot),
+            id: TaskId::new(id, slot),
             parent: parent.map_or(TaskId::none(), |p| p.id),
             name,
             daemon,
@@ -141,6 +146,7 @@ impl Header {
             waker: RefCell::new(None),
             cycles: Cell::new(0),
             wait: Cell::new(None),
+            span,
             cancel: CancelState::default(),
             scopes: ScopeState::default(),
             ext: RefCell::new(ext),

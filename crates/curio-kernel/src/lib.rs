@@ -49,6 +49,7 @@ mod remote;
 mod scheduler;
 mod task;
 mod timeout;
+mod trace;
 
 pub use crate::activation::{
     Activation, Ended, LogCrash, LongBlock, SchedTrace, TaskInfo, logcrash, longblock, schedtrace,

@@ -125,6 +125,7 @@ impl Builder {
             };
             let shared = core.shared.clone();
             let (runnable, task) = async_task::Builder::new()
+                .metadata(crate::trace::meta(h.id.as_u64()))
                 .spawn_local(move |_| wrapped, move |r| shared.schedule(r));
             runnable.schedule();
             Task {
@@ -140,7 +141,7 @@ impl Builder {
 #[must_use = "dropping a Task detaches it; join, wait or cancel it, or drop it on purpose"]
 pub struct Task<T> {
     header: Rc<Header>,
-    inner: Option<async_task::FallibleTask<Output<Result<T, TaskError>>>>,
+    inner: Option<async_task::FallibleTask<Output<Result<T, TaskError>>, crate::trace::Meta>>,
     /// The outcome, once a task group has taken it out of `inner` to look at it; `join` and
     /// [`try_take`](Task::try_take) hand it out from here. Boxed: most handles never need it,
     /// and an idle task's handle stays three words.

@@ -6,6 +6,9 @@
 //! FIFO order; yielding tasks take turns; the budget is refilled each turn; a virtual clock jumps
 //! exactly to the next deadline; another thread's spawn unparks the kernel.
 
+#[cfg(feature = "tracing")]
+mod tracing;
+
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
