@@ -26,10 +26,11 @@
 //! # Tokio in the dependency tree
 //!
 //! This is the one library crate of curio-rt whose dependency tree contains tokio: hyper 1.x
-//! depends on `tokio` with only its `sync` feature (for a channel inside its client), and
-//! HTTP/2 is the `h2` crate, which is written against tokio's `AsyncRead`/`AsyncWrite` traits
-//! (hyper adapts its own traits to them internally). None of tokio's runtime is built or
-//! started; no tokio reactor, timer or thread exists in a curio-rt program. The crate sits
+//! depends on `tokio` with its `sync` feature (channels inside its client), and HTTP/2 is the
+//! `h2` crate, which is written against tokio's `AsyncRead`/`AsyncWrite` traits and adds the
+//! `io-util` feature (hyper adapts its own traits to them internally). tokio's runtime, reactor
+//! and timer (`rt`, `net`, `time`) are not built, so no tokio thread, reactor or timer exists
+//! in a curio-rt program. The crate sits
 //! behind the facade's `hyper` feature, off by default, so programs that do not speak HTTP do
 //! not compile any of it.
 //!
