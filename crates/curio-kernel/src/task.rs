@@ -124,6 +124,10 @@ impl Builder {
                 }
             };
             let shared = core.shared.clone();
+            #[allow(
+                clippy::unit_arg,
+                reason = "the metadata is the task id with the tracing feature, () without"
+            )]
             let (runnable, task) = async_task::Builder::new()
                 .metadata(crate::trace::meta(h.id.as_u64()))
                 .spawn_local(move |_| wrapped, move |r| shared.schedule(r));
