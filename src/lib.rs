@@ -57,11 +57,11 @@
 
 pub use curio_kernel::{
     AddTaskError, Builder, CancelReason, CancelRequested, GroupError, IgnoreTimeout, Kernel,
-    KernelBuilder, KernelHandle, NotInTask, Outcome, OutcomePolicy, RemoteTask, Shield, Task,
-    TaskError, TaskGroup, TaskId, TaskLocal, TaskRef, TaskTimeout, Timeout, Wait, WaitPolicy,
-    cancel_requested, check_cancellation, current_task, disable_cancellation, ignore_after,
-    ignore_at, run, spawn, spawn_daemon, task_local, timeout_after, timeout_after_opt, timeout_at,
-    try_current_task,
+    KernelBuilder, KernelFailed, KernelHandle, MultiKernel, MultiKernelBuilder, NotInTask, Outcome,
+    OutcomePolicy, RemoteTask, Shield, Task, TaskError, TaskGroup, TaskId, TaskLocal, TaskRef,
+    TaskTimeout, Timeout, Wait, WaitPolicy, cancel_requested, check_cancellation, current_task,
+    disable_cancellation, ignore_after, ignore_at, run, spawn, spawn_daemon, task_local,
+    timeout_after, timeout_after_opt, timeout_at, try_current_task,
 };
 pub use curio_macros::{main, test};
 

@@ -10,6 +10,7 @@ mod io;
 mod kernel;
 mod local;
 mod macros;
+mod multicore;
 mod net;
 mod process;
 mod queue;

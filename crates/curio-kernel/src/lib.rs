@@ -45,6 +45,7 @@ mod header;
 mod id;
 mod kernel;
 mod local;
+mod multi;
 mod remote;
 mod scheduler;
 mod task;
@@ -65,6 +66,7 @@ pub use crate::group::{
 pub use crate::id::TaskId;
 pub use crate::kernel::{Kernel, KernelBuilder, config, extension, run, run_until_thread_done};
 pub use crate::local::TaskLocal;
+pub use crate::multi::{KernelFailed, MultiKernel, MultiKernelBuilder};
 pub use crate::remote::{ExternalWork, KernelHandle, RemoteTask, try_handle};
 pub use crate::task::{
     Builder, Task, TaskRef, current_task, spawn, spawn_daemon, try_current_task,

@@ -68,6 +68,40 @@ impl KernelHandle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.spawn_with(move || fut)
+    }
+
+    /// Runs `factory()` as a task on the kernel, from any thread: the factory is `Send` and
+    /// builds the future on the kernel's thread, so the future itself need not be `Send` (it
+    /// may hold the kernel's `!Send` primitives and task-locals). Only its output crosses back.
+    ///
+    /// If the kernel has shut down, the returned handle reports the task as cancelled.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # mod curio { pub use curio_kernel::*; }
+    /// use std::rc::Rc;
+    ///
+    /// let mut kernel = curio::Kernel::new();
+    /// let handle = kernel.handle();
+    /// let t = std::thread::spawn(move || {
+    ///     // An `Rc` lives only on the kernel's thread, inside the task.
+    ///     handle.spawn_with(|| async { Rc::new(21).as_ref() * 2 }).join_blocking()
+    /// });
+    /// let out = kernel.run(curio::run_until_thread_done(t));
+    /// assert_eq!(out.unwrap().unwrap(), 42);
+    /// ```
+    pub fn spawn_with<F, Fut>(&self, factory: F) -> RemoteTask<Fut::Output>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
         let slot = Arc::new(RemoteSlot {
             state: Mutex::new(RemoteState {
                 result: None,
@@ -85,7 +119,7 @@ impl KernelHandle {
         };
         let call: Box<dyn FnOnce() + Send> = Box::new(move || {
             let s2 = guard.slot.clone();
-            let fut = Box::pin(fut);
+            let fut = Box::pin(factory());
             let task = crate::task::Builder::new()
                 .name("remote")
                 .spawn(RemoteFuture {

@@ -41,6 +41,7 @@
 
 pub mod channel;
 mod connect;
+mod multicore;
 mod resolve;
 mod server;
 mod socket;
@@ -55,6 +56,7 @@ pub use connect::{
     ConnectErrors, HAPPY_EYEBALLS_DELAY, create_connection, happy_eyeballs, interleave,
     open_connection, open_unix_connection,
 };
+pub use multicore::{Spread, reuse_port_listeners, tcp_server_multi, tcp_server_multi_on};
 pub use resolve::{getaddrinfo, gethostname, getnameinfo};
 pub use server::{
     ClientOutcome, Listener, ServerOptions, ServerShutdown, run_server, run_server_with,

@@ -1,0 +1,258 @@
+//! Servers across kernels: a TCP server on every kernel of a [`MultiKernel`], so a program that
+//! outgrows one core keeps Curio's model (one task per client, on the kernel that accepted it).
+//!
+//! Two ways to spread connections ([`Spread`]):
+//!
+//! - [`Spread::ReusePort`] (the default): each kernel has a listener of its own, all bound with
+//!   `SO_REUSEPORT` to the same address, and the operating system spreads incoming connections
+//!   between them (Linux hashes each connection's addresses and ports).
+//! - [`Spread::SingleAcceptor`]: kernel 0 accepts every connection and hands them to the kernels
+//!   in turn, for systems where `SO_REUSEPORT` balances badly (few clients, one source address).
+//!
+//! `SO_REUSEPORT` pitfalls: every listener must bind the same concrete port, so a port of 0 is
+//! resolved once and reused ([`reuse_port_listeners`] does it); and closing one listener resets
+//! the connections still queued on it, so the listeners live as long as their servers.
+//!
+//! Shutdown is per kernel, in Curio's order: when the runtime stops (a [`ServerShutdown`] in
+//! the options, or a kernel's server failing), each kernel cancels its client tasks.
+//!
+//! [`ServerShutdown`]: crate::ServerShutdown
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use curio_kernel::{KernelFailed, MultiKernel};
+
+use crate::server::{ClientOutcome, ServerOptions, run_server_with};
+use crate::tcp::{TcpListener, TcpStream, tcp_server_socket};
+
+/// How a multi-kernel server spreads connections over its kernels (see the
+/// [module docs](self)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Spread {
+    /// A listener per kernel, bound with `SO_REUSEPORT`: the operating system picks.
+    #[default]
+    ReusePort,
+    /// One acceptor (on kernel 0) hands the connections to the kernels in turn.
+    SingleAcceptor,
+}
+
+/// `n` standard listeners bound with `SO_REUSEADDR` and `SO_REUSEPORT` to the same concrete
+/// address (a port of 0 is chosen once, by the first), in listening mode, for `n` kernels.
+///
+/// # Errors
+///
+/// When a socket cannot be made, bound or put in listening mode.
+///
+/// # Examples
+///
+/// ```
+/// # mod curio { pub mod net { pub use curio_net::*; } }
+/// let ls = curio::net::reuse_port_listeners("127.0.0.1:0".parse().unwrap(), 2)?;
+/// assert_eq!(ls[0].local_addr()?, ls[1].local_addr()?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn reuse_port_listeners(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let first = std::net::TcpListener::from(OwnedSocket::bind(addr)?);
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(std::net::TcpListener::from(OwnedSocket::bind(addr)?));
+    }
+    Ok(all)
+}
+
+/// A listening socket with `SO_REUSEPORT`, as a plain descriptor.
+struct OwnedSocket;
+
+impl OwnedSocket {
+    fn bind(addr: SocketAddr) -> io::Result<std::os::fd::OwnedFd> {
+        // Built through the kernel-independent path, then unwrapped to its descriptor; it is
+        // registered with a reactor only once a kernel wraps it.
+        let l = tcp_server_socket(addr, 1024, true, true)?;
+        Ok(std::os::fd::OwnedFd::from(l.into_std()))
+    }
+}
+
+/// Serves `addr` on every kernel of `rt` with `handler(stream, peer)` in a task per client (as
+/// [`run_server_with`] on each kernel), spreading the connections as `spread` says, until the
+/// options' [`ServerShutdown`](crate::ServerShutdown) is triggered or a kernel's server fails;
+/// then every kernel is shut down. Blocks the calling thread.
+///
+/// The handler is `Clone + Send + Sync`: each kernel gets a copy, and builds each client's
+/// future on its own thread (so the future need not be `Send`).
+///
+/// # Errors
+///
+/// When the listeners cannot be bound, a kernel's server fails (the first error), or a kernel
+/// panicked.
+///
+/// # Examples
+///
+/// ```no_run
+/// # mod curio { pub use curio_kernel::{KernelFailed, MultiKernel}; pub mod net { pub use curio_net::*; } }
+/// use curio::net::{ServerOptions, Spread, TcpStream, tcp_server_multi};
+///
+/// async fn echo(client: TcpStream, _: std::net::SocketAddr) -> std::io::Result<()> {
+///     loop {
+///         let data = client.recv(65536).await?;
+///         if data.is_empty() {
+///             return Ok(());
+///         }
+///         client.sendall(&data).await?;
+///     }
+/// }
+///
+/// let rt = curio::MultiKernel::builder().build()?;
+/// tcp_server_multi(rt, "0.0.0.0:25000", Spread::ReusePort, ServerOptions::default(), echo)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn tcp_server_multi<H, Fut>(
+    rt: MultiKernel,
+    addr: impl ToSocketAddrs,
+    spread: Spread,
+    options: ServerOptions,
+    handler: H,
+) -> io::Result<()>
+where
+    H: Fn(TcpStream, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + 'static,
+    Fut::Output: ClientOutcome,
+{
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
+    let listeners = match spread {
+        Spread::ReusePort => reuse_port_listeners(addr, rt.len())?,
+        Spread::SingleAcceptor => vec![tcp_server_socket(addr, 1024, true, false)?.into_std()],
+    };
+    tcp_server_multi_on(rt, listeners, options, handler)
+}
+
+/// As [`tcp_server_multi`], on listeners the caller has bound (so it knows the address before
+/// the server starts): one listener per kernel (as [`reuse_port_listeners`] makes) serves as
+/// [`Spread::ReusePort`]; a single listener on a runtime of several kernels serves as
+/// [`Spread::SingleAcceptor`].
+///
+/// # Errors
+///
+/// `InvalidInput` when the number of listeners is neither 1 nor the number of kernels; else as
+/// [`tcp_server_multi`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # mod curio { pub use curio_kernel::{KernelFailed, MultiKernel}; pub mod net { pub use curio_net::*; } }
+/// use curio::net::{ServerOptions, TcpStream, reuse_port_listeners, tcp_server_multi_on};
+///
+/// let rt = curio::MultiKernel::builder().kernels(2).build()?;
+/// let listeners = reuse_port_listeners("127.0.0.1:0".parse().unwrap(), 2)?;
+/// println!("serving on {}", listeners[0].local_addr()?);
+/// let hello = |c: TcpStream, _| async move { c.sendall(b"hello\n").await };
+/// tcp_server_multi_on(rt, listeners, ServerOptions::default(), hello)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn tcp_server_multi_on<H, Fut>(
+    rt: MultiKernel,
+    mut listeners: Vec<std::net::TcpListener>,
+    options: ServerOptions,
+    handler: H,
+) -> io::Result<()>
+where
+    H: Fn(TcpStream, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + 'static,
+    Fut::Output: ClientOutcome,
+{
+    let outcomes = if listeners.len() == rt.len() {
+        let slots: Arc<Mutex<Vec<Option<std::net::TcpListener>>>> =
+            Arc::new(Mutex::new(listeners.into_iter().map(Some).collect()));
+        rt.run(move |index| {
+            let listener = slots.lock().unwrap_or_else(|e| e.into_inner())[index].take();
+            let (handler, options) = (handler.clone(), options.clone());
+            async move {
+                let listener = listener.ok_or_else(|| io::Error::other("listener taken twice"))?;
+                run_server_with(TcpListener::from_std(listener)?, handler, options).await
+            }
+        })
+    } else if listeners.len() == 1 {
+        let listener = listeners.remove(0);
+        single_acceptor(rt, listener, options, handler)
+    } else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} listeners for {} kernels: give one, or one per kernel",
+                listeners.len(),
+                rt.len()
+            ),
+        ));
+    };
+    match outcomes {
+        Ok(results) => results.into_iter().collect(),
+        Err(failed) => Err(io::Error::other(failed.to_string())),
+    }
+}
+
+/// Kernel 0 accepts on the one listener and hands each connection to the kernels in turn.
+fn single_acceptor<H, Fut>(
+    rt: MultiKernel,
+    listener: std::net::TcpListener,
+    options: ServerOptions,
+    handler: H,
+) -> Result<Vec<io::Result<()>>, KernelFailed>
+where
+    H: Fn(TcpStream, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + 'static,
+    Fut::Output: ClientOutcome,
+{
+    let slot = Arc::new(Mutex::new(Some(listener)));
+    let handles = rt.handles();
+    let next = Arc::new(AtomicUsize::new(0));
+    rt.run(move |index| {
+        let listener = if index == 0 {
+            slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+        } else {
+            None
+        };
+        let (handler, options, handles, next) = (
+            handler.clone(),
+            options.clone(),
+            handles.clone(),
+            next.clone(),
+        );
+        async move {
+            let Some(listener) = listener else {
+                // Only kernel 0 accepts; the others serve what it hands them.
+                if let Some(stop) = &options.shutdown {
+                    stop.wait().await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+                return Ok(());
+            };
+            let dispatch = move |stream: TcpStream, peer: SocketAddr| {
+                let k = next.fetch_add(1, Ordering::Relaxed) % handles.len();
+                let handler = handler.clone();
+                // Off this kernel's reactor, onto the chosen kernel's, as a task there.
+                let std = stream.into_std();
+                drop(handles[k].spawn_with(move || async move {
+                    match TcpStream::from_std(std) {
+                        Ok(s) => {
+                            if let Some(msg) = handler(s, peer).await.failure() {
+                                eprintln!("curio: client {peer} failed: {msg}");
+                            }
+                        }
+                        Err(e) => eprintln!("curio: client {peer}: {e}"),
+                    }
+                }));
+                async {}
+            };
+            run_server_with(TcpListener::from_std(listener)?, dispatch, options).await
+        }
+    })
+}
