@@ -56,6 +56,9 @@ pub(crate) fn unpin() {
 
 /// The `serve` command: runs server `kind` on 127.0.0.1:0 and writes its port to `port_file`.
 pub(crate) fn serve(kind: &str, port_file: &str) -> io::Result<()> {
+    if MULTI_SERVERS.contains(&kind) {
+        return serve_multi(kind, port_file);
+    }
     pin(0);
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
@@ -99,61 +102,123 @@ pub(crate) fn serve(kind: &str, port_file: &str) -> io::Result<()> {
                     .enable_all()
                     .build()?
             };
-            let accept = async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                listener.set_nonblocking(true)?;
-                let l = tokio::net::TcpListener::from_std(listener)?;
-                loop {
-                    let (mut s, _) = l.accept().await?;
-                    tokio::spawn(async move {
-                        let mut buf = vec![0u8; 100_000];
-                        loop {
-                            match s.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => {
-                                    if s.write_all(&buf[..n]).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                    });
-                }
-            };
-            rt.block_on(async move { tokio::spawn(accept).await.map_err(io::Error::other)? })
+            tokio_serve(&rt, listener)
         }
-        "smol" => {
-            let ex = std::rc::Rc::new(smol::LocalExecutor::new());
-            let ex2 = ex.clone();
-            let accept = async move {
-                use smol::io::{AsyncReadExt, AsyncWriteExt};
-                let l = smol::net::TcpListener::try_from(listener)?;
-                loop {
-                    let (mut s, _) = l.accept().await?;
-                    ex2.spawn(async move {
-                        let mut buf = vec![0u8; 100_000];
-                        loop {
-                            match s.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => {
-                                    if s.write_all(&buf[..n]).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                    })
-                    .detach();
-                }
-            };
-            smol::block_on(ex.run(ex.spawn(accept)))
-        }
+        "smol" => smol_serve(listener),
         "epoll" => epoll_server(listener),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("unknown server {other}"),
         )),
     }
+}
+
+/// The servers of the multi-core case: two kernels, tokio's `multi_thread` with two workers,
+/// smol with an executor per core, and the floor, two epoll loops; each unpinned (the
+/// operating system places the threads) and, but for tokio, on a `SO_REUSEPORT` listener per
+/// thread.
+/// curio-rt's label ends in ` (2 kernels)`, so the ratios read it as curio-rt.
+pub(crate) const MULTI_SERVERS: [&str; 4] =
+    ["curio-rt (2 kernels)", "tokio-mt2", "smol-2", "epoll-2"];
+
+/// The `serve` command for [`MULTI_SERVERS`].
+fn serve_multi(kind: &str, port_file: &str) -> io::Result<()> {
+    unpin();
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let mut listeners = curio::net::reuse_port_listeners(addr, 2)?;
+    std::fs::write(port_file, listeners[0].local_addr()?.port().to_string())?;
+    match kind {
+        "curio-rt (2 kernels)" => {
+            let rt = curio::MultiKernel::builder().kernels(2).build()?;
+            curio::net::tcp_server_multi_on(
+                rt,
+                listeners,
+                curio::net::ServerOptions::default(),
+                echo_example::echo_client,
+            )
+        }
+        "tokio-mt2" => {
+            // One listener: tokio's workers share its accept loop, as a tokio user writes it.
+            listeners.truncate(1);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            tokio_serve(&rt, listeners.remove(0))
+        }
+        "smol-2" | "epoll-2" => {
+            let second = listeners.remove(1);
+            let serve_one: fn(TcpListener) -> io::Result<()> = if kind == "smol-2" {
+                smol_serve
+            } else {
+                epoll_server
+            };
+            let other = std::thread::spawn(move || serve_one(second));
+            let first = serve_one(listeners.remove(0));
+            other
+                .join()
+                .map_err(|_| io::Error::other("a server thread panicked"))??;
+            first
+        }
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("unknown server {other}"),
+        )),
+    }
+}
+
+/// tokio's echo server on `rt`, its accept loop a spawned task.
+fn tokio_serve(rt: &tokio::runtime::Runtime, listener: TcpListener) -> io::Result<()> {
+    let accept = async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        listener.set_nonblocking(true)?;
+        let l = tokio::net::TcpListener::from_std(listener)?;
+        loop {
+            let (mut s, _) = l.accept().await?;
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 100_000];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    };
+    rt.block_on(async move { tokio::spawn(accept).await.map_err(io::Error::other)? })
+}
+
+/// smol's echo server on a `LocalExecutor` of this thread, its accept loop a spawned task.
+fn smol_serve(listener: TcpListener) -> io::Result<()> {
+    let ex = std::rc::Rc::new(smol::LocalExecutor::new());
+    let ex2 = ex.clone();
+    let accept = async move {
+        use smol::io::{AsyncReadExt, AsyncWriteExt};
+        let l = smol::net::TcpListener::try_from(listener)?;
+        loop {
+            let (mut s, _) = l.accept().await?;
+            ex2.spawn(async move {
+                let mut buf = vec![0u8; 100_000];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+            .detach();
+        }
+    };
+    smol::block_on(ex.run(ex.spawn(accept)))
 }
 
 /// The floor: a hand-written level-triggered epoll loop, one read and one write per message.
@@ -602,6 +667,27 @@ fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
     Some(sorted[i] as f64 / 1000.0)
 }
 
+/// The multi-core case: 1000 connections on [`MULTI_SERVERS`], held to the two-thread floor.
+pub(crate) const MULTI_CASE: Case = Case {
+    name: "echo 1000x64B on 2 cores",
+    conns: 1000,
+    size: 64,
+    in_flight: 1,
+};
+
+/// Runs the multi-core case on [`MULTI_SERVERS`], held to `epoll-2` (CPU per round trip is the
+/// headline: the load generator shares a core with the servers).
+pub(crate) fn run_multi(rounds: usize, quick: bool) -> Vec<Result> {
+    run_cases(
+        &[MULTI_CASE],
+        "epoll-2",
+        None,
+        rounds,
+        quick,
+        &MULTI_SERVERS,
+    )
+}
+
 /// Runs every echo case that `wanted` accepts on every server, alternating servers within each
 /// round.
 pub(crate) fn run_all(
@@ -610,6 +696,19 @@ pub(crate) fn run_all(
     servers: &[&'static str],
     wanted: &dyn Fn(&str) -> bool,
 ) -> Vec<Result> {
+    let cases: Vec<Case> = CASES.iter().copied().filter(|c| wanted(c.name)).collect();
+    run_cases(&cases, "epoll", Some("tokio-ct"), rounds, quick, servers)
+}
+
+/// Runs `cases` on `servers`, throughput and CPU held to `floor`, p99 latency to `latency_peer`.
+fn run_cases(
+    cases: &[Case],
+    floor: &'static str,
+    latency_peer: Option<&'static str>,
+    rounds: usize,
+    quick: bool,
+    servers: &[&'static str],
+) -> Vec<Result> {
     pin(1);
     let (warmup, window) = if quick {
         (Duration::from_millis(300), Duration::from_millis(1000))
@@ -617,7 +716,7 @@ pub(crate) fn run_all(
         (Duration::from_millis(500), Duration::from_secs(2))
     };
     let mut results = Vec::new();
-    for case in CASES.iter().filter(|c| wanted(c.name)) {
+    for case in cases {
         let empty: Vec<Series> = servers
             .iter()
             .map(|s| Series {
@@ -654,14 +753,14 @@ pub(crate) fn run_all(
             unit: "rt/s",
             lower_is_better: false,
             series: tput,
-            target: held.then(|| Target::of("epoll", 0.97)),
+            target: held.then(|| Target::of(floor, 0.97)),
         });
         results.push(Result {
             name: format!("{} server CPU", case.name),
             unit: "µs/rt",
             lower_is_better: true,
             series: cpu,
-            target: (held || bulk).then(|| Target::of("epoll", 1.05)),
+            target: (held || bulk).then(|| Target::of(floor, 1.05)),
         });
         if case.conns >= 1000 {
             for (series, label) in pcts.into_iter().zip(["p50", "p99", "p999"]) {
@@ -670,7 +769,9 @@ pub(crate) fn run_all(
                     unit: "µs",
                     lower_is_better: true,
                     series,
-                    target: (label == "p99").then(|| Target::of("tokio-ct", 1.0)),
+                    target: latency_peer
+                        .filter(|_| label == "p99")
+                        .map(|peer| Target::of(peer, 1.0)),
                 });
             }
         }

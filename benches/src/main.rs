@@ -108,6 +108,7 @@ Peers: tokio `current_thread` (`tokio-ct`) and `multi_thread` with one worker (`
 - Single-threaded micro-benchmarks run pinned to CPU 1.
   Whatever involves more than one thread (universal_queue, universal_queue_rev, kernel_to_kernel, remote_spawn, run_in_thread) runs unpinned, threads free on both CPUs, as real programs do; `universal_queue pinned` runs the same workload with both threads on CPU 1, to show what pinning hides.
 - Echo servers run in their own process pinned to CPU 0, the load generator (one thread, epoll, TCP_NODELAY) pinned to CPU 1; server CPU is user + system time from `/proc/PID/stat` over the window; latency is the time from a message's write to its complete echo, measured by the load generator, one message in flight per connection.
+- `echo 1000x64B on 2 cores` runs each server on two threads, unpinned, the load generator still pinned to CPU 1 (so it shares a core with the server, and CPU per round trip is the headline): curio-rt on a `MultiKernel` of two kernels (`tcp_server_multi_on`, a `SO_REUSEPORT` listener per kernel), tokio `multi_thread` with two workers (`tokio-mt2`, one accept loop), smol with a `LocalExecutor` per thread (`smol-2`) and two epoll loops (`epoll-2`, the floor), each of these two on a `SO_REUSEPORT` listener of its own.
 - `http_hello` serves hyper's HTTP/1.1 \"hello world\" with the same service code on curio-rt (curio-hyper) and on tokio `current_thread` (hyper-util's `TokioIo` and `TokioTimer`), pinned to CPU 0 as the echo servers are; the load generator keeps 100 keep-alive connections with one request in flight on each, and server CPU is per request.
 - Rounds alternate the runtimes (A B C A B C ...); a figure is the median over rounds with min–max, and a ratio is curio-rt's median over the peer's in the same run.
   A target against \"the best of\" several peers compares with whichever of them curio-rt trails most.
@@ -166,6 +167,9 @@ fn suite(args: &[String]) -> ExitCode {
         servers.retain(|s| rts.split(',').any(|r| r == *s));
     }
     results.extend(echo::run_all(rounds, quick, &servers, &wanted_echo));
+    if wanted(echo::MULTI_CASE.name) {
+        results.extend(echo::run_multi(rounds, quick));
+    }
     if wanted("http_hello") {
         results.extend(http::run_all(rounds, quick));
     }

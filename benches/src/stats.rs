@@ -130,7 +130,7 @@ pub(crate) fn table(results: &[Result]) -> String {
         for s in &r.series {
             let ratio = r
                 .ratio(s.runtime)
-                .filter(|_| s.runtime != "curio-rt")
+                .filter(|_| s.runtime.split(" (").next() != Some("curio-rt"))
                 .map(|x| format!("{x:.2}"))
                 .unwrap_or_default();
             let _ = writeln!(
