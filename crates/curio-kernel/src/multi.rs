@@ -1,38 +1,4 @@
-//! More than one core: a kernel per core (thread-per-core, as glommio and monoio do).
-//!
-//! A [`MultiKernel`] starts N kernels on N threads (default: the machine's available
-//! parallelism), each with its own reactor and timers. Every kernel runs a copy of a `Send`
-//! setup closure that builds its own `!Send` tasks ([`MultiKernel::run`]); other work reaches a
-//! kernel through its [`KernelHandle`] ([`spawn_on`](MultiKernel::spawn_on), round robin, or the
-//! least loaded kernel). Tasks never move between kernels: state is sharded per kernel, and
-//! kernels talk through `curio-sync`'s Universal types (`UniversalQueue` between two kernels is
-//! awaited on both sides, so no thread blocks).
-//!
-//! Shutdown is Curio's in every kernel: when `run`'s setups have all returned, or one of them
-//! panicked, or [`MultiKernel::shutdown`] is called, each kernel cancels its remaining tasks
-//! newest first and its thread ends.
-//!
-//! # Examples
-//!
-//! ```
-//! # mod curio { pub use curio_kernel::{MultiKernel, current_task}; }
-//! use std::sync::Arc;
-//! use std::sync::atomic::{AtomicUsize, Ordering};
-//!
-//! let served = Arc::new(AtomicUsize::new(0));
-//! let s = served.clone();
-//! let rt = curio::MultiKernel::builder().kernels(2).build()?;
-//! let out = rt.run(move |index| {
-//!     let s = s.clone();
-//!     async move {
-//!         s.fetch_add(1, Ordering::Relaxed);
-//!         index * 10
-//!     }
-//! })?;
-//! assert_eq!(out, [0, 10]);
-//! assert_eq!(served.load(Ordering::Relaxed), 2);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! More than one core: `MultiKernel`, a kernel per core (documented on the type).
 
 use std::fmt;
 use std::future::Future;
@@ -224,8 +190,41 @@ fn pin_to(index: usize) {
     let _ = sched_setaffinity(None, &set);
 }
 
-/// A kernel per core: N kernels on N threads, reached through their handles. See the
-/// [module docs](self).
+/// More than one core: a kernel per core (thread-per-core, as glommio and monoio do).
+///
+/// A [`MultiKernel`] starts N kernels on N threads (default: the machine's available
+/// parallelism), each with its own reactor and timers. Every kernel runs a copy of a `Send`
+/// setup closure that builds its own `!Send` tasks ([`MultiKernel::run`]); other work reaches a
+/// kernel through its [`KernelHandle`] ([`spawn_on`](MultiKernel::spawn_on), round robin, or the
+/// least loaded kernel). Tasks never move between kernels: state is sharded per kernel, and
+/// kernels talk through `curio-sync`'s Universal types (`UniversalQueue` between two kernels is
+/// awaited on both sides, so no thread blocks).
+///
+/// Shutdown is Curio's in every kernel: when `run`'s setups have all returned, or one of them
+/// panicked, or [`MultiKernel::shutdown`] is called, each kernel cancels its remaining tasks
+/// newest first and its thread ends.
+///
+/// # Examples
+///
+/// ```
+/// # mod curio { pub use curio_kernel::{MultiKernel, current_task}; }
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// let served = Arc::new(AtomicUsize::new(0));
+/// let s = served.clone();
+/// let rt = curio::MultiKernel::builder().kernels(2).build()?;
+/// let out = rt.run(move |index| {
+///     let s = s.clone();
+///     async move {
+///         s.fetch_add(1, Ordering::Relaxed);
+///         index * 10
+///     }
+/// })?;
+/// assert_eq!(out, [0, 10]);
+/// assert_eq!(served.load(Ordering::Relaxed), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct MultiKernel {
     kernels: Vec<KernelThread>,
     next: AtomicUsize,

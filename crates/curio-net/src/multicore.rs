@@ -29,8 +29,11 @@ use curio_kernel::{KernelFailed, MultiKernel};
 use crate::server::{ClientOutcome, ServerOptions, run_server_with};
 use crate::tcp::{TcpListener, TcpStream, tcp_server_socket};
 
-/// How a multi-kernel server spreads connections over its kernels (see the
-/// [module docs](self)).
+/// How a multi-kernel server ([`tcp_server_multi`]) spreads connections over its kernels.
+///
+/// With `SO_REUSEPORT`, Linux hashes each connection's addresses and ports to pick a
+/// listener, so few clients from one address may land unevenly; one acceptor spreads them
+/// exactly, at the cost of a hand-off between kernels per connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Spread {
