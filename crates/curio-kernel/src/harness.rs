@@ -49,9 +49,7 @@ impl Drop for CurrentGuard<'_> {
 /// Marks a task suspended, keeping its waker from the first suspension on (for cancel requests;
 /// a task that finishes in its first turn never needs it).
 fn suspend(h: &Header, cx: &Context<'_>) {
-    if h.waker.borrow().is_none() {
-        *h.waker.borrow_mut() = Some(cx.waker().clone());
-    }
+    h.keep_waker(cx.waker());
     h.state.set(State::Suspended);
 }
 
@@ -179,6 +177,13 @@ impl<T> Output<T> {
     }
 }
 
+impl<T> Output<Result<T, Box<TaskError>>> {
+    /// The task's result, its error unboxed.
+    pub(crate) fn into_result(self) -> Result<T, TaskError> {
+        self.into_inner().map_err(|e| *e)
+    }
+}
+
 impl<T> Drop for Output<T> {
     fn drop(&mut self) {
         if let Some(v) = self.value.take()
@@ -198,7 +203,7 @@ impl<T> Drop for Output<T> {
 pub(crate) fn terminate(h: &Rc<Header>, core: &Core) {
     h.state.set(State::Terminated);
     core.unregister(h);
-    h.waker.borrow_mut().take();
+    h.take_waker();
     // The extras die with the task, not with the last handle; they are dropped with no borrow
     // held, since a value's Drop may run any code.
     let ext = h.ext.borrow_mut().take();

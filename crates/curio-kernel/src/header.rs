@@ -96,14 +96,17 @@ pub(crate) struct Extras {
 /// What the kernel and every handle share about one task.
 pub(crate) struct Header {
     pub(crate) id: TaskId,
-    /// The parent's id (`TaskId::none()` for none).
-    parent: TaskId,
+    /// The parent's id number (0 for none) and registry slot, apart so that the slot shares a
+    /// word with `cycles` (a `TaskId` here would take 16 bytes with its padding).
+    parent: u64,
+    parent_slot: u32,
     pub(crate) name: Name,
     pub(crate) daemon: bool,
     pub(crate) location: &'static Location<'static>,
     pub(crate) state: Cell<State>,
     /// The task's waker, kept from its first suspension on (a cancel request wakes it).
-    pub(crate) waker: RefCell<Option<Waker>>,
+    /// In a `Cell` (16 bytes, where a `RefCell` takes 24): read through [`Header::waker`].
+    waker: Cell<Option<Waker>>,
     pub(crate) cycles: Cell<u32>,
     /// Where the task waits, as its last turn left it.
     pub(crate) wait: Cell<Option<WaitSite>>,
@@ -138,12 +141,13 @@ impl Header {
         let span = TaskSpan::new(id, name.as_str(), location);
         Header {
             id: TaskId::new(id, slot),
-            parent: parent.map_or(TaskId::none(), |p| p.id),
+            parent: parent.map_or(0, |p| p.id.as_u64()),
+            parent_slot: parent.map_or(u32::MAX, |p| p.id.slot()),
             name,
             daemon,
             location,
             state: Cell::new(State::Initial),
-            waker: RefCell::new(None),
+            waker: Cell::new(None),
             cycles: Cell::new(0),
             wait: Cell::new(None),
             span,
@@ -151,6 +155,25 @@ impl Header {
             scopes: ScopeState::default(),
             ext: RefCell::new(ext),
         }
+    }
+
+    /// A clone of the task's waker, once it has suspended.
+    pub(crate) fn waker(&self) -> Option<Waker> {
+        let w = self.waker.take();
+        let clone = w.clone();
+        self.waker.set(w);
+        clone
+    }
+
+    /// Keeps `waker` as the task's, unless it has one already.
+    pub(crate) fn keep_waker(&self, waker: &Waker) {
+        let w = self.waker.take();
+        self.waker.set(Some(w.unwrap_or_else(|| waker.clone())));
+    }
+
+    /// Takes the task's waker out.
+    pub(crate) fn take_waker(&self) -> Option<Waker> {
+        self.waker.take()
     }
 
     /// The extras, allocated on first use.
@@ -175,7 +198,7 @@ impl Header {
 
     /// The parent's id.
     pub(crate) fn parent_id(&self) -> Option<TaskId> {
-        (self.parent.as_u64() != 0).then_some(self.parent)
+        (self.parent != 0).then(|| TaskId::new(self.parent, self.parent_slot))
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -185,7 +208,7 @@ impl Header {
     /// Wakes the task, if it has suspended once (a task never polled yet is on the ready queue
     /// already).
     pub(crate) fn wake(&self) {
-        let w = self.waker.borrow().clone();
+        let w = self.waker();
         if let Some(w) = w {
             w.wake();
         }
@@ -225,7 +248,7 @@ impl Header {
         });
         if orphans_alive {
             // Their groups are gone, so nothing else tells this task when they end.
-            let waker = self.waker.borrow().clone();
+            let waker = self.waker();
             if let Some(w) = waker {
                 wait_for_orphans(self, &w);
             }
@@ -260,7 +283,7 @@ impl Header {
     /// Drops what a task that will never run again holds in its header (its task-locals),
     /// for a kernel that is dropped where it cannot run its tasks.
     pub(crate) fn discard(&self) {
-        self.waker.borrow_mut().take();
+        self.waker.take();
         let ext = self.ext.borrow_mut().take();
         self.drop_contained("its task-locals", ext);
     }

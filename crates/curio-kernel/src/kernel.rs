@@ -369,7 +369,7 @@ impl Kernel {
         drop(ready);
         let tasks = core.tasks.borrow().all();
         for h in &tasks {
-            let waker = h.waker.borrow_mut().take();
+            let waker = h.take_waker();
             if let Some(w) = waker {
                 w.wake();
             }

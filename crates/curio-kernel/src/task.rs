@@ -118,8 +118,10 @@ impl Builder {
                     })
                 })
                 .await;
+                // The error boxed: the cell holds the future or the output, so a small output
+                // keeps a small task's cell small.
                 Output {
-                    value: Some(value),
+                    value: Some(value.map_err(Box::new)),
                     id,
                 }
             };
@@ -141,11 +143,15 @@ impl Builder {
     }
 }
 
+/// What async-task hands back for a task: its output, the error boxed so a small task's cell
+/// stays small.
+type TaskCell<T> = async_task::FallibleTask<Output<Result<T, Box<TaskError>>>, crate::trace::Meta>;
+
 /// A handle to a spawned task. Not `Clone` (use [`Task::task_ref`]); dropping it detaches the task.
 #[must_use = "dropping a Task detaches it; join, wait or cancel it, or drop it on purpose"]
 pub struct Task<T> {
     header: Rc<Header>,
-    inner: Option<async_task::FallibleTask<Output<Result<T, TaskError>>, crate::trace::Meta>>,
+    inner: Option<TaskCell<T>>,
     /// The outcome, once a task group has taken it out of `inner` to look at it; `join` and
     /// [`try_take`](Task::try_take) hand it out from here. Boxed: most handles never need it,
     /// and an idle task's handle stays three words.
@@ -254,7 +260,7 @@ impl<T> Task<T> {
                     self.inner = None;
                     r.map_or_else(
                         || Err(self.header.error(ErrorKind::Cancelled)),
-                        Output::into_inner,
+                        Output::into_result,
                     )
                 })
             }
@@ -287,7 +293,7 @@ impl<T> Task<T> {
         match Pin::new(inner).poll(&mut cx) {
             Poll::Ready(Some(r)) => {
                 self.inner = None;
-                Some(r.into_inner())
+                Some(r.into_result())
             }
             Poll::Ready(None) => {
                 self.inner = None;
