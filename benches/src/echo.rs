@@ -20,7 +20,8 @@ mod echo_example;
 pub(crate) const SERVERS: [&str; 6] = [
     "curio-rt",
     "curio-rt-stream",
-    "tokio-ct",
+    // tokio's usual form for a server; the label says so, as for every tokio column.
+    "tokio-ct (spawn)",
     "tokio-mt1",
     "smol",
     "epoll",
@@ -91,8 +92,8 @@ pub(crate) fn serve(kind: &str, port_file: &str) -> io::Result<()> {
             .await
             .map_err(|e| io::Error::other(e.to_string()))?
         }),
-        "tokio-ct" | "tokio-mt1" => {
-            let rt = if kind == "tokio-ct" {
+        "tokio-ct (spawn)" | "tokio-mt1" => {
+            let rt = if kind == "tokio-ct (spawn)" {
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?

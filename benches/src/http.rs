@@ -19,8 +19,10 @@ use crate::echo::{TICKS_PER_SEC, cpu_ticks, pin, start_server};
 use crate::stats::{Result, Series, Target};
 
 /// The servers under test: `serve` kinds, and the runtime each is reported as.
-pub(crate) const SERVERS: [(&str, &str); 2] =
-    [("http-curio-rt", "curio-rt"), ("http-tokio-ct", "tokio-ct")];
+pub(crate) const SERVERS: [(&str, &str); 2] = [
+    ("http-curio-rt", "curio-rt"),
+    ("http-tokio-ct", "tokio-ct (spawn)"),
+];
 
 /// Whether `kind` is one of this module's servers.
 pub(crate) fn is_server(kind: &str) -> bool {

@@ -104,7 +104,7 @@ Peers: tokio `current_thread` (`tokio-ct`) and `multi_thread` with one worker (`
 
 - Every benchmark body runs as a spawned task of its runtime, never as the `block_on` or main future; the echo servers' accept loops too.
 - The micro-benchmarks run tokio twice, with the body and its tasks spawned by `tokio::spawn` on a `current_thread` runtime and by `LocalSet::spawn_local`; the `tokio-ct` row is the faster of the two by median and says which: `tokio-ct (spawn)` or `tokio-ct (LocalSet)`.
-  The echo server on `tokio-ct` uses `tokio::spawn`, tokio's usual form.
+  The echo and HTTP servers on tokio use `tokio::spawn`, tokio's usual form for a server, and are labelled `tokio-ct (spawn)`; the rows that cross threads or processes (subprocess, spawn_thread_await) run both forms like the micro-benchmarks.
 - Single-threaded micro-benchmarks run pinned to CPU 1.
   Whatever involves more than one thread (universal_queue, universal_queue_rev, kernel_to_kernel, remote_spawn, run_in_thread) runs unpinned, threads free on both CPUs, as real programs do; `universal_queue pinned` runs the same workload with both threads on CPU 1, to show what pinning hides.
 - Echo servers run in their own process pinned to CPU 0, the load generator (one thread, epoll, TCP_NODELAY) pinned to CPU 1; server CPU is user + system time from `/proc/PID/stat` over the window; latency is the time from a message's write to its complete echo, measured by the load generator, one message in flight per connection.

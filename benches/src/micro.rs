@@ -15,6 +15,45 @@ use std::time::{Duration, Instant};
 
 use crate::stats::{Result, Series, Target};
 
+/// A row's runtimes: a series name and a body that runs `n` operations and returns ns per
+/// operation.
+pub(crate) type Bodies<'a> = &'a [(&'static str, fn(usize) -> f64)];
+
+/// Runs `bodies` in alternating rounds, unpinned (for rows that cross threads or processes),
+/// and makes row `name` of them, with the two tokio flavours merged into the faster one.
+pub(crate) fn alternate(
+    name: &str,
+    bodies: Bodies<'_>,
+    rounds: usize,
+    n: usize,
+    target: Option<Target>,
+) -> Result {
+    crate::echo::unpin();
+    let mut series: Vec<Series> = bodies
+        .iter()
+        .map(|(r, _)| Series {
+            runtime: r,
+            values: Vec::new(),
+        })
+        .collect();
+    for _ in 0..rounds {
+        for (s, (_, body)) in series.iter_mut().zip(bodies) {
+            s.values.push(body(n));
+        }
+    }
+    crate::echo::pin(1);
+    eprintln!("{name}: done");
+    let mut r = Result {
+        name: name.to_owned(),
+        unit: "ns/op",
+        lower_is_better: true,
+        series,
+        target,
+    };
+    merge_tokio(&mut r);
+    r
+}
+
 /// The runtimes of the micro-benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rt {
@@ -27,8 +66,8 @@ pub(crate) enum Rt {
 }
 
 /// The raw series names of the two tokio flavours; [`merge_tokio`] keeps the faster one.
-const TOKIO_SPAWN: &str = "tokio-spawn";
-const TOKIO_LOCAL: &str = "tokio-local";
+pub(crate) const TOKIO_SPAWN: &str = "tokio-spawn";
+pub(crate) const TOKIO_LOCAL: &str = "tokio-local";
 
 impl Rt {
     pub(crate) const ALL: [Rt; 4] = [Rt::Curio, Rt::TokioSpawn, Rt::TokioLocal, Rt::Smol];
@@ -94,24 +133,26 @@ fn tokio_ct() -> tokio::runtime::Runtime {
 }
 
 /// Runs `fut` as a spawned task of a new curio kernel.
-fn run_curio<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
+pub(crate) fn run_curio<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
     curio::run(async move { curio::spawn(fut).join().await.expect("body") })
 }
 
 /// Runs `fut` as a `tokio::spawn`ed task of a new `current_thread` runtime.
-fn run_tokio_spawn<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
+pub(crate) fn run_tokio_spawn<T: Send + 'static>(
+    fut: impl Future<Output = T> + Send + 'static,
+) -> T {
     tokio_ct().block_on(async move { tokio::spawn(fut).await.expect("body") })
 }
 
 /// Runs `fut` as a task of a `LocalSet` on a new `current_thread` runtime.
-fn run_tokio_local<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
+pub(crate) fn run_tokio_local<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
     let local = tokio::task::LocalSet::new();
     let h = local.spawn_local(fut);
     local.block_on(&tokio_ct(), h).expect("body")
 }
 
 /// Runs `fut` as a task of a new smol `LocalExecutor`.
-fn run_smol<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
+pub(crate) fn run_smol<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
     let ex = Rc::new(smol::LocalExecutor::new());
     EX.with(|e| *e.borrow_mut() = Some(ex.clone()));
     let task = ex.spawn(fut);
@@ -225,7 +266,8 @@ macro_rules! on {
     };
 }
 
-fn per_op(start: Instant, n: usize) -> f64 {
+/// Nanoseconds per operation since `start`.
+pub(crate) fn per_op(start: Instant, n: usize) -> f64 {
     start.elapsed().as_nanos() as f64 / n as f64
 }
 
