@@ -260,3 +260,28 @@ fn a_server_that_cannot_bind_says_so() {
     .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 }
+
+/// One kernel's server failing stops the others' servers too, and the error comes back (before,
+/// kernel 0 served on alone and the call never returned).
+#[test]
+fn a_failing_kernel_server_stops_every_kernel() {
+    let listeners = reuse_port_listeners("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+    // A listening socket shut down for reading fails `accept` with EINVAL: a fatal accept error.
+    rustix::net::shutdown(&listeners[1], rustix::net::Shutdown::Read).unwrap();
+    let rt = MultiKernel::builder().kernels(2).build().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let handler = |_c: TcpStream, _| async {};
+        let _ = tx.send(tcp_server_multi_on(
+            rt,
+            listeners,
+            ServerOptions::default(),
+            handler,
+        ));
+    });
+    let outcome = rx.recv_timeout(crate::LIMIT).expect("the server returned");
+    assert_eq!(
+        outcome.unwrap_err().raw_os_error(),
+        Some(rustix::io::Errno::INVAL.raw_os_error())
+    );
+}

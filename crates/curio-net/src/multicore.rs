@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use curio_kernel::{KernelFailed, MultiKernel};
 
-use crate::server::{ClientOutcome, ServerOptions, run_server_with};
+use crate::server::{ClientOutcome, ServerOptions, ServerShutdown, run_server_with};
 use crate::tcp::{TcpListener, TcpStream, tcp_server_socket};
 
 /// How a multi-kernel server ([`tcp_server_multi`]) spreads connections over its kernels.
@@ -171,20 +171,26 @@ where
     Fut: Future + 'static,
     Fut::Output: ClientOutcome,
 {
+    // One stop for every kernel's server: the caller's shutdown, forwarded, or any kernel's
+    // server failing, so that no kernel serves on alone (and `run` returns).
+    let mut options = options;
+    let user = options.shutdown.take();
+    let stop = ServerShutdown::new();
+    let options = options.shutdown(&stop);
     let outcomes = if listeners.len() == rt.len() {
         let slots: Arc<Mutex<Vec<Option<std::net::TcpListener>>>> =
             Arc::new(Mutex::new(listeners.into_iter().map(Some).collect()));
         rt.run(move |index| {
             let listener = slots.lock().unwrap_or_else(|e| e.into_inner())[index].take();
             let (handler, options) = (handler.clone(), options.clone());
-            async move {
+            kernel_part(stop.clone(), user.clone(), async move {
                 let listener = listener.ok_or_else(|| io::Error::other("listener taken twice"))?;
                 run_server_with(TcpListener::from_std(listener)?, handler, options).await
-            }
+            })
         })
     } else if listeners.len() == 1 {
         let listener = listeners.remove(0);
-        single_acceptor(rt, listener, options, handler)
+        single_acceptor(rt, listener, options, (stop, user), handler)
     } else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -206,6 +212,7 @@ fn single_acceptor<H, Fut>(
     rt: MultiKernel,
     listener: std::net::TcpListener,
     options: ServerOptions,
+    (stop, user): (ServerShutdown, Option<ServerShutdown>),
     handler: H,
 ) -> Result<Vec<io::Result<()>>, KernelFailed>
 where
@@ -228,14 +235,11 @@ where
             handles.clone(),
             next.clone(),
         );
-        async move {
+        let stopped = stop.clone();
+        kernel_part(stop.clone(), user.clone(), async move {
             let Some(listener) = listener else {
-                // Only kernel 0 accepts; the others serve what it hands them.
-                if let Some(stop) = &options.shutdown {
-                    stop.wait().await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
+                // Only kernel 0 accepts; the others serve what it hands them until the stop.
+                stopped.wait().await;
                 return Ok(());
             };
             let dispatch = move |stream: TcpStream, peer: SocketAddr| {
@@ -256,6 +260,28 @@ where
                 async {}
             };
             run_server_with(TcpListener::from_std(listener)?, dispatch, options).await
-        }
+        })
     })
+}
+
+/// A kernel's part of a multi-kernel server: forwards the caller's shutdown `user` to `stop`
+/// (from a daemon task, cancelled when the kernel shuts down), runs `serve`, and triggers
+/// `stop` if it fails, so that the other kernels' servers stop too.
+async fn kernel_part(
+    stop: ServerShutdown,
+    user: Option<ServerShutdown>,
+    serve: impl Future<Output = io::Result<()>>,
+) -> io::Result<()> {
+    if let Some(user) = user {
+        let stop = stop.clone();
+        drop(curio_kernel::spawn_daemon(async move {
+            user.wait().await;
+            stop.shutdown();
+        }));
+    }
+    let outcome = serve.await;
+    if outcome.is_err() {
+        stop.shutdown();
+    }
+    outcome
 }
