@@ -139,8 +139,10 @@ fn steps(root: &Path, forwarded: &[String]) -> Vec<Step> {
                     "--release",
                     "-p",
                     "curio-sync",
+                    "-p",
+                    "curio-reactor",
                     "--features",
-                    "loom",
+                    "curio-sync/loom,curio-reactor/loom",
                     "--lib",
                     "loom",
                 ])

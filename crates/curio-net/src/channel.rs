@@ -74,7 +74,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::path::Path;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -472,18 +472,9 @@ impl Channel {
 
 /// Runs `fut` for at most `d` on the kernel's clock.
 async fn within<T>(d: Duration, fut: impl Future<Output = io::Result<T>>) -> io::Result<T> {
-    let mut fut = pin!(fut);
-    let mut timer = pin!(curio_kernel::sleep(d));
-    poll_fn(|cx| {
-        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-            return Poll::Ready(r);
-        }
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(ChannelError::HandshakeTimedOut.into_io())),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
+    curio_kernel::timeout_after(d, fut)
+        .await
+        .unwrap_or_else(|_| Err(ChannelError::HandshakeTimedOut.into_io()))
 }
 
 enum Transport {

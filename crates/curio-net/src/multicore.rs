@@ -60,25 +60,15 @@ pub enum Spread {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn reuse_port_listeners(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
-    let first = std::net::TcpListener::from(OwnedSocket::bind(addr)?);
+    // Plain std listeners: each is registered with a reactor only once a kernel wraps it.
+    let bind = |addr| io::Result::Ok(tcp_server_socket(addr, 1024, true, true)?.into_std());
+    let first = bind(addr)?;
     let addr = first.local_addr()?;
     let mut all = vec![first];
     for _ in 1..n {
-        all.push(std::net::TcpListener::from(OwnedSocket::bind(addr)?));
+        all.push(bind(addr)?);
     }
     Ok(all)
-}
-
-/// A listening socket with `SO_REUSEPORT`, as a plain descriptor.
-struct OwnedSocket;
-
-impl OwnedSocket {
-    fn bind(addr: SocketAddr) -> io::Result<std::os::fd::OwnedFd> {
-        // Built through the kernel-independent path, then unwrapped to its descriptor; it is
-        // registered with a reactor only once a kernel wraps it.
-        let l = tcp_server_socket(addr, 1024, true, true)?;
-        Ok(std::os::fd::OwnedFd::from(l.into_std()))
-    }
 }
 
 /// Serves `addr` on every kernel of `rt` with `handler(stream, peer)` in a task per client (as

@@ -683,11 +683,14 @@ impl<T: AsFd> Async<T> {
             {
                 let parked = &reg.state.parked;
                 if parked.load(Ordering::Relaxed) & dir.bit() != 0 {
-                    lock(&reg.state.wakers)[dir as usize] = None;
+                    // `parked` changes only under the wakers' lock: hold it for both.
+                    let mut wakers = lock(&reg.state.wakers);
+                    wakers[dir as usize] = None;
                     parked.store(
                         parked.load(Ordering::Relaxed) & !dir.bit(),
                         Ordering::Relaxed,
                     );
+                    drop(wakers);
                 }
             }
         }
