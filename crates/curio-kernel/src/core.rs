@@ -130,6 +130,9 @@ pub(crate) struct Shared {
     /// outstanding, a virtual clock does not jump.
     pub(crate) outstanding: AtomicUsize,
     pub(crate) closed: AtomicBool,
+    /// The registry's count of live tasks, for other threads (a `MultiKernel` picking the
+    /// least loaded kernel).
+    pub(crate) live: AtomicUsize,
 }
 
 impl Shared {
@@ -216,12 +219,11 @@ const HEADER_POOL: usize = 1024;
 pub(crate) struct Registry {
     slots: Vec<Option<Rc<Header>>>,
     free: Vec<u32>,
-    live: usize,
 }
 
 impl Registry {
     pub(crate) fn len(&self) -> usize {
-        self.live
+        self.slots.len() - self.free.len()
     }
 
     /// Whether `h` is a live task of this registry.
@@ -260,6 +262,7 @@ impl Core {
                 unparker: park.unparker(),
                 outstanding: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
+                live: AtomicUsize::new(0),
             }),
             ready: RefCell::new(VecDeque::with_capacity(256)),
             tasks: RefCell::new(Registry::default()),
@@ -311,8 +314,8 @@ impl Core {
         };
         let mut t = self.tasks.borrow_mut();
         t.slots[slot as usize] = Some(h.clone());
-        t.live += 1;
         drop(t);
+        self.shared.live.fetch_add(1, Ordering::Relaxed);
         self.hook(&h, |a, t| a.created(t));
         h
     }
@@ -357,7 +360,7 @@ impl Core {
             let slot = h.id.slot();
             let removed = t.slots[slot as usize].take();
             t.free.push(slot);
-            t.live -= 1;
+            self.shared.live.fetch_sub(1, Ordering::Relaxed);
             removed
         };
         // The registry's reference is dropped with the registry released.

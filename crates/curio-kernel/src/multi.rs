@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
-use crate::activation::{Activation, Ended, TaskInfo};
 use crate::error::TaskError;
 use crate::kernel::{Kernel, KernelBuilder};
 use crate::remote::{KernelHandle, RemoteTask};
@@ -117,22 +116,11 @@ impl Future for Stopped {
     }
 }
 
-/// Counts a kernel's live tasks, for [`MultiKernel::spawn_least_loaded`].
-struct Load(Arc<AtomicUsize>);
-
-impl Activation for Load {
-    fn created(&self, _: &TaskInfo<'_>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    fn terminated(&self, _: &TaskInfo<'_>, _: Ended<'_>) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 struct KernelThread {
     handle: KernelHandle,
     stop: Arc<Stop>,
-    load: Arc<AtomicUsize>,
+    /// Spawns sent and not yet created there, for `spawn_least_loaded`.
+    queued: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -142,16 +130,16 @@ fn start_kernel(
     configure: Arc<dyn Fn(usize) -> KernelBuilder + Send + Sync>,
 ) -> std::io::Result<KernelThread> {
     let stop = Arc::new(Stop::default());
-    let load = Arc::new(AtomicUsize::new(0));
+
     let (tx, rx) = std::sync::mpsc::channel();
-    let (s2, l2) = (stop.clone(), load.clone());
+    let s2 = stop.clone();
     let thread = std::thread::Builder::new()
         .name(format!("curio-kernel-{index}"))
         .spawn(move || {
             if pin {
                 pin_to(index);
             }
-            let kernel = configure(index).activation(Load(l2)).try_build();
+            let kernel = configure(index).try_build();
             let mut kernel: Kernel = match kernel {
                 Ok(k) => k,
                 Err(e) => {
@@ -169,7 +157,7 @@ fn start_kernel(
     Ok(KernelThread {
         handle,
         stop,
-        load,
+        queued: Arc::new(AtomicUsize::new(0)),
         thread: Some(thread),
     })
 }
@@ -309,10 +297,10 @@ impl MultiKernel {
         let kernel = &self.kernels[index];
         // Counted from now, not from when the kernel gets to it, so that spawns in a burst
         // see each other in `spawn_least_loaded`; the kernel's count takes over on creation.
-        kernel.load.fetch_add(1, Ordering::Relaxed);
-        let load = kernel.load.clone();
-        spawn_with(&kernel.handle, move || {
-            load.fetch_sub(1, Ordering::Relaxed);
+        kernel.queued.fetch_add(1, Ordering::Relaxed);
+        let queued = kernel.queued.clone();
+        kernel.handle.spawn_with(move || {
+            queued.fetch_sub(1, Ordering::Relaxed);
             factory()
         })
     }
@@ -336,7 +324,10 @@ impl MultiKernel {
         Fut::Output: Send + 'static,
     {
         let i = (0..self.kernels.len())
-            .min_by_key(|i| self.kernels[*i].load.load(Ordering::Relaxed))
+            .min_by_key(|i| {
+                let k = &self.kernels[*i];
+                k.handle.live_tasks() + k.queued.load(Ordering::Relaxed)
+            })
             .unwrap_or(0);
         self.spawn_on(i, factory)
     }
@@ -426,14 +417,4 @@ impl Drop for MultiKernel {
     fn drop(&mut self) {
         self.stop_and_join();
     }
-}
-
-/// Spawns `factory()` on the kernel of `handle`.
-fn spawn_with<F, Fut>(handle: &KernelHandle, factory: F) -> RemoteTask<Fut::Output>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future + 'static,
-    Fut::Output: Send + 'static,
-{
-    handle.spawn_with(factory)
 }

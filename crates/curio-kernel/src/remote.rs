@@ -55,6 +55,11 @@ impl fmt::Debug for KernelHandle {
 }
 
 impl KernelHandle {
+    /// The kernel's live tasks now (as other threads see it, a moment late).
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
     /// Spawns a `Send` future on the kernel from any thread. It starts at the kernel's next cycle.
     ///
     /// If the kernel has shut down, the returned handle reports the task as cancelled.

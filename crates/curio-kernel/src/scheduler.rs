@@ -108,7 +108,12 @@ pub(crate) fn step_cycle<F: Future>(
         nonblocking,
         virtual_clock,
         since_poll: core.since_poll.get(),
-        timer_timeout: core.time.park_timeout(),
+        // Read only where the plan can block on it: a busy cycle never looks at the timers.
+        timer_timeout: if ready_empty && !nonblocking && !virtual_clock {
+            core.time.park_timeout()
+        } else {
+            None
+        },
     });
     let events = match plan {
         ParkPlan::Skip => 0,

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use curio_core::{WaitKind, WaitSite, at_site};
 
-use crate::core::{recycle, with_core};
+use crate::core::{Entry, recycle, with_core};
 use crate::error::{ErrorKind, TaskError};
 use crate::harness::{FutureSlot, Output, poll_task};
 use crate::header::{Header, Name};
@@ -133,7 +133,9 @@ impl Builder {
             let (runnable, task) = async_task::Builder::new()
                 .metadata(crate::trace::meta(h.id.as_u64()))
                 .spawn_local(move |_| wrapped, move |r| shared.schedule(r));
-            runnable.schedule();
+            // On the kernel's own thread with its core in hand: straight onto the ready queue,
+            // not through the wake path that other threads need.
+            core.ready.borrow_mut().push_back(Entry::Task(runnable));
             Task {
                 header: h,
                 inner: Some(task.fallible()),
