@@ -11,8 +11,8 @@
 //!   `EPERM`, `EPROTO`) is logged and retried after `ServerOptions::accept_backoff`; one that a
 //!   single failed connection caused (`ECONNABORTED` and the network errors Linux passes on from
 //!   the new socket) is skipped; only the rest (an unusable listener) stop the server.
-//! - A `ServerShutdown` handle in the options (an atomic flag plus wakers, so any thread may
-//!   trigger it) races every accept: triggered, the server drops its listener, waits for its
+//! - A `ServerShutdown` handle in the options (an atomic flag plus a waker slot per waiting
+//!   future, freed when the future is dropped; any thread may trigger it) races every accept: triggered, the server drops its listener, waits for its
 //!   clients with `next_done` up to `ServerOptions::grace_period`, cancels the rest with
 //!   `cancel_remaining`, and returns `Ok(())`.
 
@@ -21,7 +21,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -166,7 +166,15 @@ pub struct ServerShutdown(Arc<ShutdownState>);
 #[derive(Default)]
 struct ShutdownState {
     requested: AtomicBool,
-    wakers: Mutex<Vec<Waker>>,
+    /// The waiting futures' wakers, a slot each; a future frees its slot when dropped, so a
+    /// server that lives long does not keep one waker per connection it ever served.
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Option<Waker>>,
+    free: Vec<usize>,
 }
 
 impl fmt::Debug for ServerShutdown {
@@ -186,7 +194,10 @@ impl ServerShutdown {
     /// Asks every server with this handle to shut down gracefully; a no-op the second time.
     pub fn shutdown(&self) {
         self.0.requested.store(true, Ordering::Release);
-        let wakers = std::mem::take(&mut *self.0.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        let wakers: Vec<Waker> = {
+            let mut w = self.0.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            w.slots.iter_mut().filter_map(Option::take).collect()
+        };
         for w in wakers {
             w.wake();
         }
@@ -204,22 +215,45 @@ impl ServerShutdown {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: the future holds nothing but a registered waker.
-    pub async fn wait(&self) {
-        poll_fn(|cx| self.poll_requested(cx)).await
+    /// Cancel safe: the future holds nothing but its waker's slot, which it frees when dropped.
+    pub fn wait(&self) -> impl Future<Output = ()> + '_ {
+        ShutdownWait {
+            shutdown: self,
+            slot: None,
+        }
     }
+}
 
-    fn poll_requested(&self, cx: &Context<'_>) -> Poll<()> {
-        if self.is_shutdown() {
+/// [`ServerShutdown::wait`]'s future.
+struct ShutdownWait<'a> {
+    shutdown: &'a ServerShutdown,
+    slot: Option<usize>,
+}
+
+impl Future for ShutdownWait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let state = &self.shutdown.0;
+        if state.requested.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
-        let mut wakers = self.0.wakers.lock().unwrap_or_else(|e| e.into_inner());
-        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
+        let mut w = state.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match self.slot {
+            Some(i) => i,
+            None => w.free.pop().unwrap_or_else(|| {
+                w.slots.push(None);
+                w.slots.len() - 1
+            }),
+        };
+        match &mut w.slots[slot] {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            other => *other = Some(cx.waker().clone()),
         }
-        drop(wakers);
-        // A `shutdown` between the first check and the push has taken the list already.
-        if self.is_shutdown() {
+        drop(w);
+        self.slot = Some(slot);
+        // A `shutdown` between the first check and the registration has taken the list already.
+        if state.requested.load(Ordering::Acquire) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -227,12 +261,28 @@ impl ServerShutdown {
     }
 }
 
+impl Drop for ShutdownWait<'_> {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            let mut w = self
+                .shutdown
+                .0
+                .waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            w.slots[i] = None;
+            w.free.push(i);
+        }
+    }
+}
+
 /// Runs `fut` until it completes (`Some`) or `stop` is triggered (`None`).
 async fn until_shutdown<F: Future>(stop: Option<&ServerShutdown>, fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
+    let mut stopped = pin!(stop.map(ServerShutdown::wait));
     poll_fn(|cx| {
-        if let Some(s) = stop
-            && s.poll_requested(cx).is_ready()
+        if let Some(s) = stopped.as_mut().as_pin_mut()
+            && s.poll(cx).is_ready()
         {
             return Poll::Ready(None);
         }
@@ -491,6 +541,51 @@ fn accept_error(e: &io::Error) -> AcceptError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A waker of its own, which `will_wake` tells apart from every other.
+    struct Flag(AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn dropped_shutdown_waits_give_their_waker_slots_back() {
+        let stop = ServerShutdown::new();
+        // A thousand connections come and go, each waiting with a waker of its own.
+        for _ in 0..1000 {
+            let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+            let mut wait = pin!(stop.wait());
+            assert!(
+                wait.as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+        }
+        assert_eq!(
+            stop.0.waiters.lock().unwrap().slots.len(),
+            1,
+            "a slot was kept"
+        );
+        // A live waiter is still woken by the shutdown, and then completes.
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut wait = pin!(stop.wait());
+        assert!(
+            wait.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        stop.shutdown();
+        assert!(flag.0.load(Ordering::SeqCst), "the waiter was not woken");
+        assert!(
+            wait.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+        );
+    }
 
     #[test]
     fn accept_errors_are_classified() {
