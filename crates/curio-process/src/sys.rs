@@ -240,6 +240,10 @@ fn ignored_by_default(sig: i32) -> bool {
 /// signal-hook-registry calls it, then the handler that was installed before (if any), and keeps
 /// `errno` intact around both.
 fn on_signal(sig: i32) {
+    // Decided before any listener hears of the signal: a listener woken by the write below may
+    // take it, finish and drop its registration on another core before this handler goes on,
+    // and a count read afterwards would then see no listener and kill the process.
+    let unheard = USERS[sig as usize].load(Ordering::Acquire) == 0;
     let b = bit(sig);
     for slot in &SLOT_TABLE {
         if slot.mask.load(Ordering::Acquire) & b == 0 {
@@ -255,9 +259,7 @@ fn on_signal(sig: i32) {
             let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
         }
     }
-    if USERS[sig as usize].load(Ordering::Acquire) == 0
-        && DEFAULT_ACTION[sig as usize].load(Ordering::Acquire)
-    {
+    if unheard && DEFAULT_ACTION[sig as usize].load(Ordering::Acquire) {
         default_action(sig);
     }
 }
