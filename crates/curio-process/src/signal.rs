@@ -83,7 +83,7 @@ impl KernelSignals {
             let hit = bits & l.mask;
             if hit != 0 {
                 l.pending.set(l.pending.get() | hit);
-                if let Some(w) = l.waker.take() {
+                for w in l.wakers.take() {
                     w.wake();
                 }
             }
@@ -145,7 +145,9 @@ async fn dispatcher(k: Weak<KernelSignals>, fd: std::os::fd::BorrowedFd<'static>
 struct Listener {
     mask: u64,
     pending: Cell<u64>,
-    waker: Cell<Option<Waker>>,
+    /// Every task waiting on it: `get` and `wait` take `&self`, so several tasks may wait at
+    /// once, and a signal wakes them all (a `get` that finds nothing left waits again).
+    wakers: Cell<Vec<Waker>>,
 }
 
 /// A registered listener; unregisters when dropped.
@@ -166,7 +168,7 @@ impl Registered {
         let listener = Rc::new(Listener {
             mask,
             pending: Cell::new(0),
-            waker: Cell::new(None),
+            wakers: Cell::new(Vec::new()),
         });
         let mut signals: Vec<Signal> = signals.to_vec();
         signals.sort_unstable();
@@ -195,7 +197,11 @@ impl Registered {
         if p != 0 {
             return Poll::Ready(p);
         }
-        self.listener.waker.set(Some(cx.waker().clone()));
+        let mut wakers = self.listener.wakers.take();
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+        self.listener.wakers.set(wakers);
         Poll::Pending
     }
 }

@@ -158,6 +158,49 @@ fn test_signal_back_to_back() {
     assert_eq!(got, [SIGUSR1, SIGUSR2]);
 }
 
+/// Not in Curio's tests, but Curio's `SignalEvent` is an event: every task waiting on it wakes,
+/// and two tasks waiting on one queue get a signal each.
+#[test]
+fn several_tasks_wait_on_one_signal_event_or_queue() {
+    if !in_child("signal::several_tasks_wait_on_one_signal_event_or_queue") {
+        return;
+    }
+    let got = curio_kernel::run(async {
+        let ev = Rc::new(SignalEvent::new(&[SIGUSR1]).unwrap());
+        let q = Rc::new(SignalQueue::new(&[SIGUSR1, SIGUSR2]).unwrap());
+        let waiters: Vec<_> = (0..3)
+            .map(|i| {
+                let ev = ev.clone();
+                curio_kernel::spawn(async move {
+                    bounded("event", ev.wait()).await;
+                    i
+                })
+            })
+            .collect();
+        let getters: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                curio_kernel::spawn(async move { bounded("queue", q.get()).await })
+            })
+            .collect();
+        // Every waiter is parked before the signals come.
+        curio_kernel::sleep(Duration::from_millis(10)).await;
+        raise(S::USR1);
+        raise(S::USR2);
+        let mut woken = Vec::new();
+        for t in waiters {
+            woken.push(t.join().await.unwrap());
+        }
+        let mut signals = Vec::new();
+        for t in getters {
+            signals.push(t.join().await.unwrap());
+        }
+        signals.sort_unstable();
+        (woken, signals)
+    });
+    assert_eq!(got, (vec![0, 1, 2], vec![SIGUSR1, SIGUSR2]));
+}
+
 #[test]
 fn burst_of_two_kinds_delivers_each_kind() {
     if !in_child("signal::burst_of_two_kinds_delivers_each_kind") {
