@@ -372,6 +372,11 @@ impl Core {
     /// Keeps `h` for a new task if it belongs to a finished task and `h` is its last reference
     /// (the caller's is about to be dropped): the pool then holds the only one.
     pub(crate) fn recycle(&self, h: &Rc<Header>) {
+        // With the `tracing` feature a header's drop closes its task's span: a pooled header
+        // would keep a finished task open in tokio-console until reused.
+        if cfg!(feature = "tracing") {
+            return;
+        }
         if Rc::strong_count(h) == 1 && Rc::weak_count(h) == 0 && h.is_terminated() {
             let mut pool = self.headers.borrow_mut();
             if pool.len() < HEADER_POOL {

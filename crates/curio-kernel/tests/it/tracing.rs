@@ -14,6 +14,7 @@ struct Seen {
     spans: Vec<(String, String, BTreeMap<String, String>)>,
     enters: usize,
     wakes: Vec<BTreeMap<String, String>>,
+    closed: Vec<u64>,
 }
 
 struct Fields(BTreeMap<String, String>);
@@ -60,6 +61,41 @@ impl Subscriber for Capture {
         self.0.lock().unwrap().enters += 1;
     }
     fn exit(&self, _: &Id) {}
+    fn try_close(&self, id: Id) -> bool {
+        self.0.lock().unwrap().closed.push(id.into_u64());
+        true
+    }
+}
+
+/// The id the capturing subscriber gave the span of the task named `name`.
+fn span_of(seen: &Seen, name: &str) -> Option<u64> {
+    let i = seen
+        .spans
+        .iter()
+        .position(|(_, _, f)| f.get("task.name").map(String::as_str) == Some(name))?;
+    Some(i as u64 + 1)
+}
+
+/// A finished task's span closes when the task ends, not when the kernel does (console would
+/// show it alive until then).
+#[test]
+fn a_finished_tasks_span_closes_while_the_kernel_runs() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let subscriber = Capture(seen.clone(), Mutex::new(0));
+    let seen2 = seen.clone();
+    tracing::subscriber::with_default(subscriber, || {
+        curio_kernel::run(async move {
+            let t = curio_kernel::Builder::new().name("short").spawn(async {});
+            t.join().await.unwrap();
+            curio_kernel::yield_now().await;
+            let seen = seen2.lock().unwrap();
+            let id = span_of(&seen, "short").expect("a span for the task");
+            assert!(
+                seen.closed.contains(&id),
+                "the finished task's span is still open"
+            );
+        });
+    });
 }
 
 #[test]
