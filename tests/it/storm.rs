@@ -178,7 +178,8 @@ async fn producer<S: Storage<Item>>(c: Rc<Case>, q: Rc<BaseQueue<Item, S>>, n: u
             prio: c.below(4),
             bomb: c.chance(5),
         };
-        if c.maybe_timeout(q.put(item)).await.is_some() {
+        // A put refused by a closed queue (`Some(Err(_))`) put nothing.
+        if let Some(Ok(())) = c.maybe_timeout(q.put(item)).await {
             // Recorded in the turn the put completed: no cancellation point in between.
             c.ledger.borrow_mut().put.push(id);
         }
