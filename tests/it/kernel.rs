@@ -448,5 +448,29 @@ fn wait_sites_across_the_layers() {
         q.put(1).await.unwrap();
         assert_eq!(getter.join().await.unwrap(), 1);
         reader.cancel().await;
+
+        // Primitives built on others report their own kind at the caller's line, not the
+        // inner primitive's wait inside curio-sync.
+        let p = curio::sync::Promise::<u8>::new();
+        let p2 = p.clone();
+        let promise_line = line!() + 1;
+        let promised = curio::spawn(async move { p2.get().await });
+        let c = curio::sync::Condition::new();
+        let c2 = c.clone();
+        let cond_line = line!() + 3;
+        let waiter = curio::spawn(async move {
+            let guard = c2.lock().await;
+            c2.wait_for(guard, || false).await.map(drop)
+        });
+        curio::yield_now().await;
+        let site = promised.task_ref().wait_site().unwrap();
+        assert_eq!(site.kind, WaitKind::Promise);
+        assert_eq!(site.location.map(|l| l.line()), Some(promise_line));
+        let site = waiter.task_ref().wait_site().unwrap();
+        assert_eq!(site.kind, WaitKind::Condition);
+        assert_eq!(site.location.map(|l| l.line()), Some(cond_line));
+        p.set(7).unwrap();
+        assert_eq!(promised.join().await.unwrap(), 7);
+        waiter.cancel().await;
     });
 }

@@ -70,11 +70,7 @@ impl Condition {
     /// As [`Lock::lock`].
     #[track_caller]
     pub fn lock(&self) -> impl Future<Output = LockGuard<'_>> {
-        at_site(WaitKind::Lock, self.lock_inner())
-    }
-
-    async fn lock_inner(&self) -> LockGuard<'_> {
-        self.lock.lock().await
+        self.lock.lock()
     }
 
     /// Releases the lock held by `guard`, waits for a notification, takes the lock again and
@@ -113,7 +109,8 @@ impl Condition {
         // Notified: if this wait is dropped before it has the lock again, the notification
         // passes on.
         let owed = PassOn(self);
-        let guard = self.lock.lock().await;
+        // Part of this wait: reported as the condition's, not as a lock taken here.
+        let guard = self.lock.lock_inner().await;
         std::mem::forget(owed);
         Ok(guard)
     }
@@ -142,7 +139,7 @@ impl Condition {
         mut predicate: impl FnMut() -> bool,
     ) -> Result<LockGuard<'a>, SyncError> {
         while !predicate() {
-            guard = self.wait(guard).await?;
+            guard = self.wait_inner(guard).await?;
         }
         Ok(guard)
     }

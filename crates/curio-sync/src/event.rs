@@ -82,10 +82,20 @@ impl Event {
     /// Cancel safe.
     #[track_caller]
     pub fn wait(&self) -> EventWait<'_> {
+        self.wait_as(WaitKind::Event, Location::caller())
+    }
+
+    /// [`wait`](Self::wait), reported as a wait of `kind` at `site` (a `Promise::get`).
+    pub(crate) fn wait_as(
+        &self,
+        kind: WaitKind,
+        site: &'static Location<'static>,
+    ) -> EventWait<'_> {
         EventWait {
             event: self,
             key: None,
-            site: Location::caller(),
+            kind,
+            site,
         }
     }
 }
@@ -96,7 +106,8 @@ impl Event {
 pub struct EventWait<'a> {
     event: &'a Event,
     key: Option<Key>,
-    /// The call of `wait`, reported as the task's wait site.
+    /// What the task waits for, and the call it waits in, reported as its wait site.
+    kind: WaitKind,
     site: &'static Location<'static>,
 }
 
@@ -111,7 +122,7 @@ impl Future for EventWait<'_> {
         // A waiter woken by `set` returns even if the event was cleared since.
         let out = st.waiters.poll_wait(&mut this.key, cx, || ()).map(drop);
         if out.is_pending() {
-            curio_core::waiting(WaitKind::Event, Some(this.site));
+            curio_core::waiting(this.kind, Some(this.site));
         }
         out
     }

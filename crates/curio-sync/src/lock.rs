@@ -77,7 +77,9 @@ impl Lock {
         at_site(WaitKind::Lock, self.lock_inner())
     }
 
-    async fn lock_inner(&self) -> LockGuard<'_> {
+    /// [`lock`](Self::lock) without a wait site of its own, for a wait that reports itself
+    /// (a `Condition` taking its lock back).
+    pub(crate) async fn lock_inner(&self) -> LockGuard<'_> {
         self.gate.acquire().await;
         LockGuard { lock: self }
     }

@@ -1,9 +1,10 @@
 //! `Promise`: a value set once, awaited by any number of tasks.
 
-use curio_core::{WaitKind, at_site};
+use curio_core::WaitKind;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::rc::Rc;
 
 use crate::error::AlreadySet;
@@ -95,15 +96,15 @@ impl<T: Clone> Promise<T> {
     /// Cancel safe.
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = T> {
-        at_site(WaitKind::Promise, self.get_inner())
-    }
-
-    async fn get_inner(&self) -> T {
-        self.ready.wait().await;
-        self.value
-            .borrow()
-            .clone()
-            .expect("a promise's event is set only with its value")
+        // The event's wait reports itself as this promise's, at the caller's line.
+        let ready = self.ready.wait_as(WaitKind::Promise, Location::caller());
+        async move {
+            ready.await;
+            self.value
+                .borrow()
+                .clone()
+                .expect("a promise's event is set only with its value")
+        }
     }
 
     /// A clone of the value, if set.
