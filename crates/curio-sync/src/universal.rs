@@ -284,6 +284,13 @@ impl<T> UniversalQueue<T> {
     /// [`TryPutError::Closed`] with the item when the queue is closed.
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         let inner = &*self.inner;
+        // A put that is sure to fail counts nothing (a blocked putter retries here often).
+        if inner.items.is_closed() {
+            return Err(TryPutError::Closed(item));
+        }
+        if inner.items.is_full() {
+            return Err(TryPutError::Full(item));
+        }
         // Counted before the item is visible, so a getter's `task_done` never runs ahead of it.
         inner.unfinished.fetch_add(1, Ordering::AcqRel);
         match inner.items.push(item) {
@@ -292,11 +299,11 @@ impl<T> UniversalQueue<T> {
                 Ok(())
             }
             Err(PushError::Full(item)) => {
-                self.finish_one();
+                self.uncount();
                 Err(TryPutError::Full(item))
             }
             Err(PushError::Closed(item)) => {
-                self.finish_one();
+                self.uncount();
                 Err(TryPutError::Closed(item))
             }
         }
@@ -539,8 +546,15 @@ impl<T> UniversalQueue<T> {
     }
 
     /// Takes back the count of a put that did not go in.
-    fn finish_one(&self) {
-        if self.inner.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
+    /// Takes back the count of a put that failed. An extra `task_done` may have taken that
+    /// count meanwhile (it is the caller's error, reported as success then): the count stays at
+    /// zero rather than wrapping, which would make `join` wait for ever.
+    fn uncount(&self) {
+        let before = self
+            .inner
+            .unfinished
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
             self.inner.all_done.notify(usize::MAX);
         }
     }
