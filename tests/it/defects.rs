@@ -242,6 +242,30 @@ fn join_of_a_task_of_another_kernel_panics() {
     assert!(msg.contains("not running on this thread"), "{msg}");
 }
 
+/// The same for `wait` and `cancel`, on the handle and on a `TaskRef`.
+#[test]
+fn waiting_for_or_cancelling_a_task_of_another_kernel_panics() {
+    type Op = fn(curio::Task<()>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+    let ops: [Op; 4] = [
+        |t| Box::pin(async move { t.wait().await }),
+        |t| Box::pin(async move { t.cancel().await }),
+        |t| Box::pin(async move { t.task_ref().wait().await }),
+        |t| Box::pin(async move { t.task_ref().cancel().await }),
+    ];
+    for op in ops {
+        let err = within_limit(move || {
+            let mut a = curio::Kernel::new();
+            let t = a.run(async { spawn(std::future::pending::<()>()) });
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                curio::run(op(t));
+            }))
+            .expect_err("waiting must panic")
+        });
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("not running on this thread"), "{msg}");
+    }
+}
+
 /// A panic in the `Drop` of a cancelled `run_in_thread` call's result neither kills the worker
 /// nor leaks its place in the pool: with one worker thread, later calls still run.
 #[test]

@@ -255,6 +255,7 @@ impl Kernel {
     /// - if the main task panics (the panic propagates, after the main future is dropped);
     /// - if the main task is cancelled (it has no output to return);
     /// - if a kernel is already running on this thread (calling `run` from a task).
+    #[track_caller]
     pub fn run<F: Future>(&mut self, fut: F) -> F::Output {
         let core = self.core.clone();
         let _enter = enter(&core);
@@ -516,6 +517,7 @@ pub async fn run_until_thread_done<T: Send + 'static>(
 /// # mod curio { pub use curio_kernel::run; }
 /// assert_eq!(curio::run(async { "hello" }), "hello");
 /// ```
+#[track_caller]
 pub fn run<F: Future>(fut: F) -> F::Output {
     Kernel::new().run(fut)
 }

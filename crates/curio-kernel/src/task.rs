@@ -348,10 +348,15 @@ fn check_kernel(h: &Rc<Header>) {
     }
 }
 
-fn wait_terminated(h: &Header) -> impl Future<Output = ()> + '_ {
+fn wait_terminated(h: &Rc<Header>) -> impl Future<Output = ()> + '_ {
+    let mut checked = false;
     poll_fn(move |cx| {
         if h.is_terminated() {
             return Poll::Ready(());
+        }
+        if !checked {
+            check_kernel(h);
+            checked = true;
         }
         let mut e = h.ext_mut();
         if !e.waiters.iter().any(|x| x.will_wake(cx.waker())) {
@@ -457,7 +462,7 @@ impl TaskRef {
 
 /// Requests cancellation of `h`, then waits until it has terminated; on the calling task itself
 /// it only requests.
-async fn cancel_and_wait(h: &Header) {
+async fn cancel_and_wait(h: &Rc<Header>) {
     h.request_cancel();
     let is_self =
         with_core(|c| c.and_then(|c| c.current.borrow().as_ref().map(|c| c.id)) == Some(h.id));
