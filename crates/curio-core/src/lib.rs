@@ -81,7 +81,7 @@ mod wait;
 pub use crate::budget::{BUDGET_PER_TURN, consume_budget, reset_budget};
 pub use crate::extensions::Extensions;
 pub use crate::park::{Park, ParkEnter, Unpark, Unparker};
-pub use crate::task::{TaskScope, current_task_id};
+pub use crate::task::{TaskScope, current_task_id, forbid_blocking};
 pub use crate::wait::{AtSite, WaitKind, WaitSite, at_site, take_wait_site, waiting};
 
 // The README's examples are compiled and run as doc tests, so they cannot drift from the API.

@@ -16,6 +16,42 @@ pub fn current_task_id() -> Option<NonZeroU64> {
     NonZeroU64::new(CURRENT.with(Cell::get))
 }
 
+/// Reports a blocking call made inside a curio task, which blocks the kernel's thread and every
+/// task on it: a panic in debug builds, a warning on stderr (once per process) in release
+/// builds. `what` names the call and says what to do instead; the report shows the caller's
+/// line. Outside a task it does nothing.
+///
+/// # Panics
+///
+/// Inside a task, in a debug build.
+///
+/// # Examples
+///
+/// ```
+/// // Outside a task (here, the test's own thread) it does nothing.
+/// curio_core::forbid_blocking("a blocking call");
+/// ```
+#[track_caller]
+pub fn forbid_blocking(what: &str) {
+    if current_task_id().is_none() {
+        return;
+    }
+    let at = std::panic::Location::caller();
+    let msg = format!(
+        "curio: {what} at {}:{} runs inside a curio task: it blocks the kernel's thread and every \
+         task on it",
+        at.file(),
+        at.line()
+    );
+    if cfg!(debug_assertions) {
+        panic!("{msg}");
+    }
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{msg} (reported once)");
+    }
+}
+
 /// Names `id` as the running task until dropped, then restores the one before (turns nest when
 /// a task's drop runs inside another task's turn).
 #[must_use = "the task is current only while the scope lives"]

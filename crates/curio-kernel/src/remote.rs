@@ -344,14 +344,7 @@ impl<T> RemoteTask<T> {
             !with_core(|c| c.is_some_and(|c| c.shared.id == self.shared.id)),
             "RemoteTask::join_blocking called on its own kernel's thread: it would deadlock"
         );
-        if curio_core::current_task_id().is_some() {
-            let msg = "curio: RemoteTask::join_blocking called inside a task of another kernel: \
-                       it blocks that kernel's thread; await the RemoteTask instead";
-            if cfg!(debug_assertions) {
-                panic!("{msg}");
-            }
-            eprintln!("{msg}");
-        }
+        curio_core::forbid_blocking("RemoteTask::join_blocking (await the RemoteTask instead)");
         let mut st = lock(&self.slot.state);
         loop {
             if let Some(r) = st.result.take() {

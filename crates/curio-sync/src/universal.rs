@@ -866,25 +866,10 @@ impl<T: Clone> UniversalPromise<T> {
     }
 }
 
-/// Reports a blocking call made inside a curio task: a panic in debug builds, a warning (once
-/// per process) in release builds.
+/// Reports a blocking call made inside a curio task (see [`curio_core::forbid_blocking`]).
 #[track_caller]
 fn forbid_in_task() {
-    if curio_core::current_task_id().is_none() {
-        return;
-    }
-    let at = std::panic::Location::caller();
-    let msg = format!(
-        "curio: a blocking call at {}:{} runs inside a curio task: it blocks the kernel's \
-         thread and every task on it (a full queue would deadlock); await the async form instead",
-        at.file(),
-        at.line()
+    curio_core::forbid_blocking(
+        "a blocking call (a full queue would deadlock; await the async form instead)",
     );
-    if cfg!(debug_assertions) {
-        panic!("{msg}");
-    }
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        eprintln!("{msg} (reported once)");
-    }
 }
