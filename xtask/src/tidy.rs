@@ -44,10 +44,6 @@ use self::manifest::{Dependency, Manifest};
 /// The directories whose Rust files the source rules check.
 const SOURCE_DIRS: [&str; 5] = ["crates", "src", "examples", "tests", "benches"];
 
-/// Files whose examples still name the inner crates' paths, exempt from `facade-paths` until
-/// they are converted (none now; a file listed here must say why in a FIXME).
-const FACADE_PATHS_PENDING: [&str; 0] = [];
-
 /// The prefix of our crates' names, which marks a dependency as workspace-internal.
 const INTERNAL_PREFIX: &str = "curio-";
 
@@ -361,9 +357,6 @@ impl Tidy<'_> {
     /// [`docs`]). `curio-core`'s docs, and each crate root's `//!` docs, keep their own paths.
     fn check_facade_paths(&mut self, path: &str, text: &str) {
         if !path.starts_with("crates/") || path.starts_with("crates/curio-core/") {
-            return;
-        }
-        if FACADE_PATHS_PENDING.contains(&path) {
             return;
         }
         let crate_root = path.ends_with("/src/lib.rs");

@@ -5,14 +5,17 @@ use std::io::{self, BufRead, Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
 
+use curio_monitor::DEFAULT_ADDR;
+
 fn usage() -> ExitCode {
-    eprintln!("usage: curio-monitor [-H host] [-p port]   (default 127.0.0.1, port 48802)");
+    eprintln!("usage: curio-monitor [-H host] [-p port]   (default {DEFAULT_ADDR})");
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
-    let mut host = "127.0.0.1".to_owned();
-    let mut port: u16 = 48802;
+    let default: std::net::SocketAddr = DEFAULT_ADDR.parse().expect("a valid default address");
+    let mut host = default.ip().to_string();
+    let mut port = default.port();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
