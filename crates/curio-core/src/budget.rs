@@ -28,6 +28,18 @@ pub fn consume_budget() -> bool {
     })
 }
 
+/// Takes one unit of the cooperative budget, or, with none left, wakes the task and returns
+/// `Pending` so that it yields now: the first step of a poll function that may run for ever
+/// without suspending.
+pub fn poll_budget(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    if consume_budget() {
+        std::task::Poll::Ready(())
+    } else {
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 //!
 //! - a kernel sleeps on a [`Park`] and is woken from other threads through an [`Unparker`]; the
 //!   reactor of `curio-reactor` is the default parker, and any crate can write another;
-//! - the cooperative budget ([`reset_budget`], [`consume_budget`]) is refilled by the kernel
+//! - the cooperative budget ([`reset_budget`], [`consume_budget`], [`poll_budget`]) is refilled by the kernel
 //!   before each task turn and spent by operations that complete without waiting;
 //! - the current-task hook ([`current_task_id`], [`TaskScope`]) lets crates below the kernel
 //!   (the `RLock` of `curio-sync`) know which task runs;
@@ -78,7 +78,7 @@ mod park;
 mod task;
 mod wait;
 
-pub use crate::budget::{BUDGET_PER_TURN, consume_budget, reset_budget};
+pub use crate::budget::{BUDGET_PER_TURN, consume_budget, poll_budget, reset_budget};
 pub use crate::extensions::Extensions;
 pub use crate::park::{Park, ParkEnter, Unpark, Unparker};
 pub use crate::task::{TaskScope, current_task_id, forbid_blocking};

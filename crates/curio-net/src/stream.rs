@@ -169,15 +169,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SocketStream<S> {
     /// budget's worth, and cannot keep the other tasks waiting (nothing is taken first, so this
     /// is cancel safe).
     async fn coop(&self) {
-        std::future::poll_fn(|cx| {
-            if curio_core::consume_budget() {
-                Poll::Ready(())
-            } else {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        })
-        .await
+        std::future::poll_fn(curio_core::poll_budget).await
     }
 
     /// Reads up to `max` bytes: what is buffered, or else one read from the socket. An empty
@@ -252,12 +244,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SocketStream<S> {
     }
 
     fn poll_line(&mut self, cx: &mut Context<'_>, max_len: usize) -> Poll<io::Result<Vec<u8>>> {
+        // A line this poll read from the socket was paid for by the read.
+        let mut filled = false;
         loop {
             if let Some(end) = self.line_end(max_len) {
-                // Served from the buffer: spend the budget (see `coop`).
-                if !curio_core::consume_budget() {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
+                // Served from the buffer alone: spend the budget (see `coop`).
+                if !filled {
+                    std::task::ready!(curio_core::poll_budget(cx));
                 }
                 return Poll::Ready(Ok(self.take(end)));
             }
@@ -272,7 +265,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SocketStream<S> {
                     let n = self.buffered().len();
                     return Poll::Ready(Ok(self.take(n)));
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => filled = true,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }

@@ -84,7 +84,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use curio_core::{Park, ParkEnter, Unpark, Unparker, consume_budget};
+use curio_core::{Park, ParkEnter, Unpark, Unparker, poll_budget};
 use sys::{EventBuf, NOTIFY_KEY, Selector, SysEvent};
 use wake::WakeState;
 
@@ -628,10 +628,7 @@ impl<T: AsFd> Async<T> {
         cx: &mut Context<'_>,
         op: &mut impl FnMut(&T) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        if !consume_budget() {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
+        std::task::ready!(poll_budget(cx));
         loop {
             let reg = self.reg.get();
             if let Some(reg) = reg {
