@@ -545,6 +545,9 @@ pub fn yield_now() -> Sleep {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};

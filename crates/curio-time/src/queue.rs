@@ -159,6 +159,9 @@ impl TimerQueue {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
