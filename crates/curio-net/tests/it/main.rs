@@ -1,6 +1,7 @@
 //! curio-net's integration tests: one binary, a module per area.
 
 mod channel;
+mod proptest_stream;
 mod shutdown;
 mod sockopt;
 #[cfg(feature = "tls")]
