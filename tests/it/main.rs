@@ -4,6 +4,7 @@ mod cancel;
 mod child;
 mod defects;
 mod echo;
+mod faults;
 mod group;
 mod handle;
 mod io;
