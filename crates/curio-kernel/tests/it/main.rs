@@ -6,6 +6,7 @@
 //! FIFO order; yielding tasks take turns; the budget is refilled each turn; a virtual clock jumps
 //! exactly to the next deadline; another thread's spawn unparks the kernel.
 
+mod proptest_group;
 #[cfg(feature = "tracing")]
 mod tracing;
 
