@@ -17,6 +17,7 @@ mod process;
 mod queue;
 mod shutdown;
 mod storm;
+mod storm_universal;
 mod stress;
 mod sync;
 mod usability;

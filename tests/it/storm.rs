@@ -452,31 +452,46 @@ pub(crate) fn storm_case(seed: u64) -> Report {
     }
 }
 
-/// 150 cases, in a child process (they count threads and descriptors); each bounded in time.
+/// When a soak run (`cargo xtask soak`) asked the storms to go on: `CURIO_STORM_SECS` from now.
+pub(crate) fn soak_deadline() -> Option<std::time::Instant> {
+    let secs: u64 = std::env::var("CURIO_STORM_SECS").ok()?.parse().ok()?;
+    Some(std::time::Instant::now() + Duration::from_secs(secs))
+}
+
+/// Runs `case(seed)` on a thread of its own, failing with the seed if it panics or hangs.
+pub(crate) fn bounded_case<R: Send + 'static>(storm: &str, seed: u64, case: fn(u64) -> R) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(move || case(seed));
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(crate::LIMIT) {
+        Ok(Ok(r)) => r,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("{storm} seed {seed}: no result in {:?}: hung", crate::LIMIT),
+    }
+}
+
+/// 150 cases (or, under `cargo xtask soak`, as many as fit in `CURIO_STORM_SECS`), in a child
+/// process (they count threads and descriptors); each bounded in time.
 #[test]
 fn cancellation_storm_conserves_everything() {
     if !in_child("storm::cancellation_storm_conserves_everything", &[]) {
         return;
     }
+    let deadline = soak_deadline();
     let mut total = Report::default();
-    for seed in 1..=150 {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let r = std::panic::catch_unwind(move || storm_case(seed));
-            let _ = tx.send(r);
-        });
-        let r = match rx.recv_timeout(crate::LIMIT) {
-            Ok(Ok(r)) => r,
-            Ok(Err(p)) => std::panic::resume_unwind(p),
-            Err(_) => panic!("storm seed {seed}: no result in {:?}: hung", crate::LIMIT),
-        };
+    let mut seed = 1;
+    while seed <= 150 || deadline.is_some_and(|d| std::time::Instant::now() < d) {
+        let r = bounded_case("storm", seed, storm_case);
         total.puts += r.puts;
         total.gets += r.gets;
         total.left += r.left;
         total.timeouts += r.timeouts;
         total.cancels += r.cancels;
+        seed += 1;
     }
-    eprintln!("storm: {total:?}");
+    eprintln!("storm: {} cases, {total:?}", seed - 1);
     // The storm really stormed: puts, gets, timeouts and cancels all happened.
     assert!(total.puts > 1000 && total.gets > 500, "{total:?}");
     assert!(total.timeouts > 100 && total.cancels > 100, "{total:?}");

@@ -56,6 +56,19 @@ impl Cargo {
         }
     }
 
+    /// Prints the command and starts it in `dir` with the terminal as its input and output,
+    /// without waiting: the caller waits for the returned child.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message naming the command if it cannot be started.
+    pub(crate) fn spawn(&self, dir: &Path) -> Result<std::process::Child, String> {
+        eprintln!("$ {self} &");
+        self.command(dir)
+            .spawn()
+            .map_err(|err| format!("could not start `{self}`: {err}"))
+    }
+
     /// Runs the command in `dir` with its output discarded and reports whether it succeeded.
     ///
     /// This probes for optional tools, such as `cargo nextest`, without printing anything.

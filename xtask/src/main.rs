@@ -30,6 +30,10 @@ commands:
   bench [args]       run the benchmark suite, e.g. `cargo xtask bench --quick`
   loom [-- <args>]   run the loom model-checking tests; <args> go to the test binary,
                      e.g. `-- --nocapture`
+  soak [--secs N] [-- <args>]
+                     the soak test (default 600 s): 10,000 churning echo connections,
+                     plain and TLS, with descriptor and memory curves asserted flat, and
+                     the cancellation storms for as long; <args> go to curio-soak
   help               print this message
 ";
 
@@ -41,6 +45,12 @@ pub(crate) const BENCH_CRATE: &str = "curio-bench";
 /// A crate listed here builds under `--cfg loom` and has `#[cfg(loom)]` tests in its library
 /// whose names contain `loom`.
 const LOOM_CRATES: &[&str] = &["curio-reactor", "curio-sync"];
+
+/// The package of the soak test (`soak/`).
+pub(crate) const SOAK_CRATE: &str = "curio-soak";
+
+/// How long `cargo xtask soak` runs when `--secs` is not given.
+const DEFAULT_SOAK_SECS: u64 = 600;
 
 /// Loom's preemption bound when `LOOM_MAX_PREEMPTIONS` is not set.
 const DEFAULT_PREEMPTIONS: &str = "3";
@@ -68,6 +78,7 @@ fn main() -> ExitCode {
             Ok(forwarded) => loom(&root, forwarded),
             Err(message) => usage_error(&message),
         },
+        "soak" => soak(&root, rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -180,4 +191,85 @@ fn loom(root: &Path, forwarded: &[String]) -> ExitCode {
     }
     println!("xtask loom: {} crate(s) passed", crates.len());
     ExitCode::SUCCESS
+}
+
+/// `cargo xtask soak [--secs N] [-- args]`: the echo soak (`curio-soak`, release build) for `N`
+/// seconds, and beside it the two cancellation storms of the facade's suite, repeated for as
+/// long (`CURIO_STORM_SECS`); fails if either reports a violation.
+fn soak(root: &Path, args: &[String]) -> ExitCode {
+    let (own, forwarded) = match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (args, &[][..]),
+    };
+    let secs = match own {
+        [] => DEFAULT_SOAK_SECS,
+        [flag, n] if flag == "--secs" => match n.parse::<u64>() {
+            Ok(n) if n >= 20 => n,
+            _ => return usage_error("`--secs` takes a number of seconds, at least 20"),
+        },
+        _ => return usage_error("`soak` takes `--secs N` and, after `--`, curio-soak's arguments"),
+    };
+    let storms = Cargo::new(&[
+        "test",
+        "--release",
+        "-p",
+        "curio-rt",
+        "--test",
+        "it",
+        "storm",
+    ])
+    .env("CURIO_STORM_SECS", &secs.to_string());
+    let soak = Cargo::new(&["run", "--release", "-p", SOAK_CRATE, "--"])
+        .args(["--secs", &secs.to_string()])
+        .args(forwarded);
+    // Build both first, so neither run's clock starts during a build.
+    let builds = [
+        Cargo::new(&["build", "--release", "-p", SOAK_CRATE]),
+        Cargo::new(&[
+            "test",
+            "--release",
+            "-p",
+            "curio-rt",
+            "--test",
+            "it",
+            "--no-run",
+        ]),
+    ];
+    for build in &builds {
+        if let Err(message) = build.run(root) {
+            eprintln!("xtask soak: {message}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut storm_child = match storms.spawn(root) {
+        Ok(child) => child,
+        Err(message) => {
+            eprintln!("xtask soak: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let echo = soak.run(root);
+    let storm = match storm_child.wait() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("`{storms}` failed ({status})")),
+        Err(err) => Err(format!("waiting for `{storms}`: {err}")),
+    };
+    println!(
+        "\nxtask soak: {secs} s: echo soak {}, cancellation storms {}",
+        verdict(&echo),
+        verdict(&storm)
+    );
+    if echo.is_ok() && storm.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `passed`, or `FAILED` with the reason.
+fn verdict(r: &Result<(), String>) -> String {
+    match r {
+        Ok(()) => "passed".to_owned(),
+        Err(message) => format!("FAILED ({message})"),
+    }
 }

@@ -1,8 +1,8 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure.
 //!
-//! The steps are rustfmt, clippy, the tests, the tests again on the `polling` backend, clippy
-//! and the tests of the kernel with its `tracing` feature, a short loom run, the doc tests,
-//! rustdoc with warnings as errors, and tidy.
+//! The steps are rustfmt, clippy, the tests, a one-minute soak, the tests again on the `polling`
+//! backend, clippy and the tests of the kernel with its `tracing` feature, a short loom run, the
+//! doc tests, rustdoc with warnings as errors, and tidy.
 //! The tests run under `cargo nextest` when it is installed (one process per test, and a
 //! timeout for hung tests, see `.config/nextest.toml`), and under `cargo test` otherwise.
 //! The benchmark crate is excluded from every step: it depends on peer runtimes whose build
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cmd::Cargo;
-use crate::{BENCH_CRATE, has_bench_crate, tidy};
+use crate::{BENCH_CRATE, SOAK_CRATE, has_bench_crate, tidy};
 
 /// What a step runs.
 enum Action {
@@ -104,6 +104,17 @@ fn steps(root: &Path, forwarded: &[String]) -> Vec<Step> {
         Step {
             name: "tests",
             action: Action::Cargo(test_command(root, &workspace).args(forwarded)),
+        },
+        Step {
+            // The soak, CI-sized: a minute of 10,000 churning connections on the debug build
+            // (longer pauses between exchanges than `cargo xtask soak`, for the slower code).
+            name: "soak (60 s)",
+            action: Action::Cargo(Cargo::new(&["run", "-p", SOAK_CRATE, "--"]).args([
+                "--secs",
+                "60",
+                "--hold-ms",
+                "3000",
+            ])),
         },
         Step {
             // The portable `polling` selector is the default off Linux; run the reactor's and the
