@@ -156,7 +156,11 @@ pub(crate) fn step_cycle<F: Future>(
                 if m.run != run {
                     continue;
                 }
-                m.wake.queued.store(false, Ordering::Release);
+                // A swap, not a store: reading the flag synchronises with every wake that found
+                // the entry already queued, so the turn sees what those wakers wrote before they
+                // woke. A store could leave this turn reading stale state, with no entry left to
+                // poll again: a lost wake (`loom_tests.rs`).
+                m.wake.queued.swap(false, Ordering::Acquire);
                 let mut cx = Context::from_waker(m.waker);
                 if let Poll::Ready(out) = poll_task(core, m.header, m.slot.as_mut(), &mut cx) {
                     return Some(out);
