@@ -875,6 +875,31 @@ fn socket_funcs() {
 }
 
 #[test]
+fn getnameinfo_ipv6_and_unnamed_ports() {
+    // The FFI call of `getnameinfo` (crates/curio-net/src/resolve.rs) with an IPv6 address and
+    // with a port no service is named for: the service comes back as its number.
+    curio::run(async {
+        for addr in ["[::1]:65000", "127.0.0.1:65001"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let (host, service) = getnameinfo(addr).await.unwrap();
+            assert_eq!(service, addr.port().to_string(), "{addr}");
+            assert!(!host.is_empty() && !host.contains('\0'), "{addr}: {host:?}");
+            // A numeric answer is the address itself; a name resolves to a loopback address.
+            match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => assert_eq!(ip, addr.ip(), "{addr}"),
+                Err(_) => {
+                    let back = getaddrinfo(&host, addr.port()).await.unwrap();
+                    assert!(
+                        back.iter().all(|a| a.ip().is_loopback()),
+                        "{host} -> {back:?}"
+                    );
+                }
+            }
+        }
+    });
+}
+
+#[test]
 fn incoming_stream() {
     // Curio's `async for client in sock`: the listener's connections as a Stream.
     curio::run(async {

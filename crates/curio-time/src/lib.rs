@@ -547,6 +547,16 @@ pub fn yield_now() -> Sleep {
 #[cfg(test)]
 mod proptests;
 
+/// The number of cases a property test runs: `PROPTEST_CASES` if set (a longer run), else
+/// `default`.
+#[cfg(test)]
+pub(crate) fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

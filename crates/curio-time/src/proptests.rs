@@ -67,7 +67,7 @@ enum Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(128)))]
 
     #[test]
     fn sleeps_match_a_sorted_list(ops in prop::collection::vec(op(), 0..200)) {

@@ -20,6 +20,15 @@ use curio_kernel::{
     Clock, Kernel, Park, Unpark, Unparker, run_until_thread_done, sleep, spawn, yield_now,
 };
 
+/// The number of cases a property test runs: `PROPTEST_CASES` if set (a longer run), else
+/// `default`.
+pub(crate) fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// What the fake parker saw.
 #[derive(Default)]
 struct ParkLog {

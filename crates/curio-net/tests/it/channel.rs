@@ -743,7 +743,7 @@ mod frame_reader {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(512)))]
 
         #[test]
         fn round_trips_every_valid_frame_sequence(

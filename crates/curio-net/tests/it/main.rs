@@ -7,6 +7,15 @@ mod sockopt;
 #[cfg(feature = "tls")]
 mod tls;
 
+/// The number of cases a property test runs: `PROPTEST_CASES` if set (a longer run), else
+/// `default`.
+pub(crate) fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 // The workspace's examples are written against the facade (`curio::net`, `curio::run`), which this
 // crate cannot depend on. These few names stand in for it, so the tests compile the examples'
 // own files: `extern crate self` puts this test crate in the extern prelude as `curio`.

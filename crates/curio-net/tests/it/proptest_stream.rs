@@ -356,7 +356,7 @@ fn run_socket(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(128)))]
 
     #[test]
     fn scripted_chunks_match_the_model(
@@ -404,7 +404,7 @@ fn big_data(seed: u64, len: usize, longest: usize) -> Vec<u8> {
 
 proptest! {
     // Large reads make the buffer grow and compact; each case moves up to 300 KB.
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(24)))]
 
     #[test]
     fn large_streams_match_the_model(

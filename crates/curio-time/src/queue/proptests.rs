@@ -75,7 +75,7 @@ struct ModelTimer {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(128)))]
 
     #[test]
     fn matches_a_sorted_list(runs in prop::collection::vec((op(), 1usize..32), 0..24)) {
