@@ -44,7 +44,12 @@ pub(crate) const BENCH_CRATE: &str = "curio-bench";
 ///
 /// A crate listed here builds under `--cfg loom` and has `#[cfg(loom)]` tests in its library
 /// whose names contain `loom`.
-const LOOM_CRATES: &[&str] = &["curio-reactor", "curio-sync"];
+const LOOM_CRATES: &[&str] = &[
+    "curio-reactor",
+    "curio-sync",
+    "curio-kernel",
+    "curio-workers",
+];
 
 /// The package of the soak test (`soak/`).
 pub(crate) const SOAK_CRATE: &str = "curio-soak";

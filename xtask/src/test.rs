@@ -152,8 +152,12 @@ fn steps(root: &Path, forwarded: &[String]) -> Vec<Step> {
                     "curio-sync",
                     "-p",
                     "curio-reactor",
+                    "-p",
+                    "curio-kernel",
+                    "-p",
+                    "curio-workers",
                     "--features",
-                    "curio-sync/loom,curio-reactor/loom",
+                    "curio-sync/loom,curio-reactor/loom,curio-kernel/loom,curio-workers/loom",
                     "--lib",
                     "loom",
                 ])

@@ -44,8 +44,7 @@ use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::task::Wake;
 
 use async_task::Runnable;
@@ -61,12 +60,19 @@ use crate::activation::{Activation, TaskInfo};
 use crate::error::panic_message;
 use crate::header::{Header, Name};
 use crate::id::TaskId;
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::trace::Meta;
 
 static NEXT_KERNEL_ID: AtomicU64 = AtomicU64::new(1);
 
+#[cfg(not(loom))]
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+// Loom runs its threads on one OS thread: the running kernel must be a loom thread's own.
+#[cfg(loom)]
+loom::thread_local! {
+    static CURRENT: RefCell<Option<Rc<Core>>> = RefCell::new(None);
 }
 
 /// Runs `f` with the kernel running on this thread, if any.
@@ -136,6 +142,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn new(unparker: Unparker) -> Shared {
+        Shared {
+            id: NEXT_KERNEL_ID.fetch_add(1, Ordering::Relaxed),
+            remote: ConcurrentQueue::unbounded(),
+            unparker,
+            outstanding: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            live: AtomicUsize::new(0),
+        }
+    }
+
     /// The schedule function of every task.
     pub(crate) fn schedule(&self, r: Runnable<Meta>) {
         crate::trace::wake(r.metadata());
@@ -177,11 +194,12 @@ pub(crate) struct MainWake {
     pub(crate) queued: AtomicBool,
 }
 
+// A `Waker` is built on std's `Arc`, whatever the `sync` module picks.
 impl Wake for MainWake {
-    fn wake(self: Arc<Self>) {
+    fn wake(self: std::sync::Arc<Self>) {
         self.wake_by_ref();
     }
-    fn wake_by_ref(self: &Arc<Self>) {
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
             self.shared.wake(Entry::Main(self.run));
         }
@@ -256,14 +274,7 @@ impl Core {
         activations: Vec<Box<dyn Activation>>,
     ) -> Rc<Core> {
         Rc::new(Core {
-            shared: Arc::new(Shared {
-                id: NEXT_KERNEL_ID.fetch_add(1, Ordering::Relaxed),
-                remote: ConcurrentQueue::unbounded(),
-                unparker: park.unparker(),
-                outstanding: AtomicUsize::new(0),
-                closed: AtomicBool::new(false),
-                live: AtomicUsize::new(0),
-            }),
+            shared: Arc::new(Shared::new(park.unparker())),
             ready: RefCell::new(VecDeque::with_capacity(256)),
             tasks: RefCell::new(Registry::default()),
             current: RefCell::new(None),

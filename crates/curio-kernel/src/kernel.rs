@@ -47,7 +47,7 @@ use std::future::Future;
 use std::panic::resume_unwind;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -61,6 +61,7 @@ use crate::harness::terminate;
 use crate::header::{Header, Name};
 use crate::remote::{KernelHandle, lock, try_handle};
 use crate::scheduler::{MainCtx, cycle, step_cycle};
+use crate::sync::AtomicBool;
 
 /// A kernel: the scheduler, its reactor and its clock, on one thread.
 ///

@@ -48,9 +48,13 @@ mod local;
 mod multi;
 mod remote;
 mod scheduler;
+mod sync;
 mod task;
 mod timeout;
 mod trace;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 pub use crate::activation::{
     Activation, Ended, LogCrash, LongBlock, SchedTrace, TaskInfo, logcrash, longblock, schedtrace,

@@ -18,13 +18,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use crate::core::{Remote, Shared, with_core};
 use crate::error::TaskError;
 use crate::id::TaskId;
+use crate::sync::{self, Arc, Condvar, Ordering};
 
 /// A handle to a kernel for other threads: `Send + Sync + Clone`.
 ///
@@ -107,15 +107,7 @@ impl KernelHandle {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        let slot = Arc::new(RemoteSlot {
-            state: Mutex::new(RemoteState {
-                result: None,
-                waker: None,
-                id: None,
-                cancel: false,
-            }),
-            cond: Condvar::new(),
-        });
+        let slot = Arc::new(RemoteSlot::new());
         // The guard travels with the call: if the kernel drops the call unrun (it shut down
         // first), the guard reports the task as cancelled, so no waiter hangs.
         let guard = DeliverOnDrop {
@@ -131,11 +123,7 @@ impl KernelHandle {
                     fut,
                     guard: Some(guard),
                 });
-            let mut st = lock(&s2.state);
-            st.id = Some(task.id());
-            let cancel = st.cancel;
-            drop(st);
-            if cancel {
+            if s2.started(task.id()) {
                 task.cancel_nowait();
             }
             drop(task);
@@ -214,14 +202,30 @@ struct RemoteState<T> {
     cancel: bool,
 }
 
-struct RemoteSlot<T> {
-    state: Mutex<RemoteState<T>>,
+/// Where a remote task's result meets its waiters: the protocol between the kernel's thread
+/// (`started`, `deliver`) and the `RemoteTask`'s (`request_cancel`, `wait`, `poll_result`),
+/// model-checked in `loom_tests.rs`.
+pub(crate) struct RemoteSlot<T> {
+    state: sync::Mutex<RemoteState<T>>,
     cond: Condvar,
 }
 
 impl<T> RemoteSlot<T> {
-    fn deliver(&self, r: Result<T, TaskError>) {
-        let mut st = lock(&self.state);
+    pub(crate) fn new() -> RemoteSlot<T> {
+        RemoteSlot {
+            state: sync::Mutex::new(RemoteState {
+                result: None,
+                waker: None,
+                id: None,
+                cancel: false,
+            }),
+            cond: Condvar::new(),
+        }
+    }
+
+    /// Stores the result (the first one wins) and wakes every waiter.
+    pub(crate) fn deliver(&self, r: Result<T, TaskError>) {
+        let mut st = sync::lock(&self.state);
         if st.result.is_none() {
             st.result = Some(r);
         }
@@ -232,17 +236,65 @@ impl<T> RemoteSlot<T> {
             w.wake();
         }
     }
+
+    /// On the kernel's thread, once the task is spawned: records its id and returns whether a
+    /// cancellation was requested before the id was known, which the caller must carry out.
+    pub(crate) fn started(&self, id: TaskId) -> bool {
+        let mut st = sync::lock(&self.state);
+        st.id = Some(id);
+        st.cancel
+    }
+
+    /// Records a cancellation request; returns the task's id if it is known, to which the
+    /// caller must send the request (otherwise [`started`](Self::started) reports it).
+    pub(crate) fn request_cancel(&self) -> Option<TaskId> {
+        let mut st = sync::lock(&self.state);
+        st.cancel = true;
+        st.id
+    }
+
+    /// The task's id, once the kernel has spawned it.
+    pub(crate) fn id(&self) -> Option<TaskId> {
+        sync::lock(&self.state).id
+    }
+
+    /// Blocks the thread until the result is delivered, and takes it.
+    pub(crate) fn wait(&self) -> Result<T, TaskError> {
+        let mut st = sync::lock(&self.state);
+        loop {
+            if let Some(r) = st.result.take() {
+                return r;
+            }
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Takes the result if it is delivered; otherwise keeps `waker` to wake at delivery.
+    pub(crate) fn poll_result(&self, waker: &Waker) -> Poll<Result<T, TaskError>> {
+        let mut st = sync::lock(&self.state);
+        if let Some(r) = st.result.take() {
+            return Poll::Ready(r);
+        }
+        match &mut st.waker {
+            Some(w) if w.will_wake(waker) => {}
+            w => *w = Some(waker.clone()),
+        }
+        Poll::Pending
+    }
 }
 
-struct DeliverOnDrop<T> {
-    slot: Arc<RemoteSlot<T>>,
-    delivered: bool,
+/// Travels with a remote task's call and then its future: if either is dropped before the
+/// result is delivered (the kernel shut down first, or the task was cancelled), it reports a
+/// cancellation, so no waiter hangs.
+pub(crate) struct DeliverOnDrop<T> {
+    pub(crate) slot: Arc<RemoteSlot<T>>,
+    pub(crate) delivered: bool,
 }
 
 impl<T> DeliverOnDrop<T> {
     /// The task's id, once the kernel has spawned it (0 before).
     fn id(&self) -> TaskId {
-        lock(&self.slot.state).id.unwrap_or(TaskId::none())
+        self.slot.id().unwrap_or(TaskId::none())
     }
 }
 
@@ -296,14 +348,14 @@ impl<F: Future> Future for RemoteFuture<F> {
 /// any runtime (or a plain thread, with [`join_blocking`](Self::join_blocking)) can wait on.
 #[must_use = "dropping a RemoteTask detaches the task"]
 pub struct RemoteTask<T> {
-    slot: Arc<RemoteSlot<T>>,
-    shared: Arc<Shared>,
+    pub(crate) slot: Arc<RemoteSlot<T>>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl<T> fmt::Debug for RemoteTask<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteTask")
-            .field("id", &lock(&self.slot.state).id)
+            .field("id", &self.slot.id())
             .finish()
     }
 }
@@ -311,7 +363,7 @@ impl<T> fmt::Debug for RemoteTask<T> {
 impl<T> RemoteTask<T> {
     /// The task's id, once the kernel has started it.
     pub fn id(&self) -> Option<TaskId> {
-        lock(&self.slot.state).id
+        self.slot.id()
     }
 
     /// Blocks this thread until the task finishes.
@@ -345,21 +397,12 @@ impl<T> RemoteTask<T> {
             "RemoteTask::join_blocking called on its own kernel's thread: it would deadlock"
         );
         curio_core::forbid_blocking("RemoteTask::join_blocking (await the RemoteTask instead)");
-        let mut st = lock(&self.slot.state);
-        loop {
-            if let Some(r) = st.result.take() {
-                return r;
-            }
-            st = self.slot.cond.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
+        self.slot.wait()
     }
 
     /// Requests cancellation of the task.
     pub fn cancel(&self) {
-        let mut st = lock(&self.slot.state);
-        st.cancel = true;
-        if let Some(id) = st.id {
-            drop(st);
+        if let Some(id) = self.slot.request_cancel() {
             KernelHandle {
                 shared: self.shared.clone(),
             }
@@ -371,15 +414,7 @@ impl<T> RemoteTask<T> {
 impl<T> Future for RemoteTask<T> {
     type Output = Result<T, TaskError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut st = lock(&self.slot.state);
-        if let Some(r) = st.result.take() {
-            return Poll::Ready(r);
-        }
-        match &mut st.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            w => *w = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.slot.poll_result(cx.waker())
     }
 }
 

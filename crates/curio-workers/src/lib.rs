@@ -64,7 +64,11 @@
 
 pub mod fs;
 pub mod process;
+mod sync;
 pub mod thread;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 pub use crate::process::{
     DEFAULT_FRAME_LIMIT, DEFAULT_KILL_GRACE, ProcessError, ProcessFn, ProcessPoolConfig, Registry,
@@ -81,11 +85,10 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::sync::{Arc, AtomicBool, Builder, Condvar, JoinHandle, Mutex, Ordering};
 
 /// The thread limit used when neither the builder nor the environment sets one.
 pub const DEFAULT_MAX_WORKER_THREADS: usize = 64;
@@ -206,9 +209,15 @@ struct Worker {
     busy: Arc<AtomicBool>,
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static BUSY: std::cell::RefCell<Option<Arc<AtomicBool>>> =
         const { std::cell::RefCell::new(None) };
+}
+// Loom runs its threads on one OS thread: the flag must be a loom thread's own.
+#[cfg(loom)]
+loom::thread_local! {
+    static BUSY: std::cell::RefCell<Option<Arc<AtomicBool>>> = std::cell::RefCell::new(None);
 }
 
 /// Tells the pool that the job running on this thread has delivered its result (or will never
@@ -228,8 +237,8 @@ struct PoolShared {
     idle_timeout: Duration,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The pool's state is updated in single statements; a panic cannot leave it half-changed.
+/// Locks a std mutex of the other modules, ignoring poisoning (the pool's own are in `sync`).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -240,7 +249,7 @@ pub struct ThreadPool {
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = lock(&self.shared.state);
+        let st = sync::lock(&self.shared.state);
         f.debug_struct("ThreadPool")
             .field("threads", &st.threads)
             .field("idle", &st.idle)
@@ -296,7 +305,7 @@ impl ThreadPool {
 
     /// Threads alive now (busy or idle).
     pub fn thread_count(&self) -> usize {
-        lock(&self.shared.state).threads
+        sync::lock(&self.shared.state).threads
     }
 
     /// Queues a job; starts a thread if none is idle and the limit allows.
@@ -305,7 +314,7 @@ impl ThreadPool {
     ///
     /// When the operating system refuses a new thread and none is running to take the job.
     pub fn execute(&self, job: Job) -> std::io::Result<()> {
-        let mut st = lock(&self.shared.state);
+        let mut st = sync::lock(&self.shared.state);
         st.jobs.push_back(job);
         if st.idle > 0 {
             drop(st);
@@ -318,7 +327,7 @@ impl ThreadPool {
             let shared = self.shared.clone();
             let busy = Arc::new(AtomicBool::new(false));
             let b2 = busy.clone();
-            match std::thread::Builder::new()
+            match Builder::new()
                 .name("curio-worker".into())
                 .spawn(move || worker(shared, id, b2))
             {
@@ -352,7 +361,7 @@ fn contain(what: &str, f: impl FnOnce()) {
 
 fn worker(shared: Arc<PoolShared>, id: usize, busy: Arc<AtomicBool>) {
     BUSY.with(|f| *f.borrow_mut() = Some(busy.clone()));
-    let mut st = lock(&shared.state);
+    let mut st = sync::lock(&shared.state);
     loop {
         if let Some(job) = st.jobs.pop_front() {
             // Set under the lock, so shutdown sees either an idle thread or a busy one.
@@ -363,7 +372,7 @@ fn worker(shared: Arc<PoolShared>, id: usize, busy: Arc<AtomicBool>) {
             // result, say). The thread and its place in the pool's accounting survive it.
             contain("a worker thread's job", job);
             busy.store(false, Ordering::Release);
-            st = lock(&shared.state);
+            st = sync::lock(&shared.state);
             continue;
         }
         if st.shutdown {
@@ -392,7 +401,7 @@ fn worker(shared: Arc<PoolShared>, id: usize, busy: Arc<AtomicBool>) {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         let (jobs, idle): (VecDeque<Job>, Vec<JoinHandle<()>>) = {
-            let mut st = lock(&self.shared.state);
+            let mut st = sync::lock(&self.shared.state);
             st.shutdown = true;
             // Queued jobs belong to calls whose tasks are gone: they are dropped unrun, below,
             // outside the lock (dropping a closure runs its captures' `Drop`).
@@ -483,53 +492,67 @@ impl<R> fmt::Debug for RunInThread<R> {
 
 impl<R> Unpin for RunInThread<R> {}
 
+impl<R: Send + 'static> RunInThread<R> {
+    /// Hands the call to `pool`: its job runs the closure unless the call was dropped first,
+    /// stores the result, wakes the task through `waker`, and drops `work` last (the kernel's
+    /// `ExternalWork` guard, so a virtual clock cannot jump before the wake).
+    fn submit<W: Send + 'static>(
+        &mut self,
+        waker: &Waker,
+        pool: &ThreadPool,
+        work: W,
+    ) -> std::io::Result<()> {
+        *sync::lock(&self.state.waker) = Some(waker.clone());
+        let f = self.job.take().expect("job present until submitted");
+        let state = self.state.clone();
+        let job: Job = Box::new(move || {
+            if state.cancelled.load(Ordering::Acquire) {
+                mark_finishing();
+            } else {
+                let r = catch_unwind(AssertUnwindSafe(f));
+                *sync::lock(&state.result) = Some(r);
+                // Marked before the wake: once the caller can see the result, shutdown
+                // may run, and it must wait for this thread rather than detach it.
+                mark_finishing();
+                if let Some(w) = sync::lock(&state.waker).take() {
+                    w.wake();
+                }
+            }
+            // Dropped after the wake, so a virtual clock cannot jump in between.
+            drop(work);
+        });
+        pool.execute(job)?;
+        self.submitted = true;
+        Ok(())
+    }
+}
+
 impl<R: Send + 'static> Future for RunInThread<R> {
     type Output = R;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
         if !self.submitted {
-            *lock(&self.state.waker) = Some(cx.waker().clone());
-            let f = self.job.take().expect("job present until submitted");
-            let state = self.state.clone();
             let handle = curio_kernel::try_handle()
                 .expect("curio::run_in_thread polled outside a curio kernel");
             let work = handle.external_work();
-            let job: Job = Box::new(move || {
-                if state.cancelled.load(Ordering::Acquire) {
-                    mark_finishing();
-                } else {
-                    let r = catch_unwind(AssertUnwindSafe(f));
-                    *lock(&state.result) = Some(r);
-                    // Marked before the wake: once the caller can see the result, shutdown
-                    // may run, and it must wait for this thread rather than detach it.
-                    mark_finishing();
-                    if let Some(w) = lock(&state.waker).take() {
-                        w.wake();
-                    }
-                }
-                // Dropped after the wake, so a virtual clock cannot jump in between.
-                drop(work);
-            });
-            ThreadPool::current()
-                .execute(job)
+            self.submit(cx.waker(), &ThreadPool::current(), work)
                 .expect("curio: cannot start a worker thread");
-            self.submitted = true;
             curio_core::waiting(curio_core::WaitKind::External, Some(self.site));
             return Poll::Pending;
         }
-        if let Some(r) = lock(&self.state.result).take() {
+        if let Some(r) = sync::lock(&self.state.result).take() {
             return match r {
                 Ok(v) => Poll::Ready(v),
                 Err(p) => resume_unwind(p),
             };
         }
-        let mut w = lock(&self.state.waker);
+        let mut w = sync::lock(&self.state.waker);
         match &mut *w {
             Some(old) if old.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
         drop(w);
         // The result may have landed between the two checks.
-        if let Some(r) = lock(&self.state.result).take() {
+        if let Some(r) = sync::lock(&self.state.result).take() {
             return match r {
                 Ok(v) => Poll::Ready(v),
                 Err(p) => resume_unwind(p),
@@ -543,7 +566,7 @@ impl<R: Send + 'static> Future for RunInThread<R> {
 impl<R> Drop for RunInThread<R> {
     fn drop(&mut self) {
         self.state.cancelled.store(true, Ordering::Release);
-        lock(&self.state.waker).take();
+        sync::lock(&self.state.waker).take();
     }
 }
 
