@@ -11,6 +11,8 @@
 //! kernel parked for ever, which loom reports as a deadlock.
 //! Not modelled: async-task's own state machine (its atomics are std's, so a task's runnable is
 //! only ever run and woken here on the kernel's thread), the reactor, timers and virtual time.
+//! curio-core's thread-locals stay std's, which loom's threads share, so these models wait for a
+//! remote task with its `Future` side; `join_blocking` is modelled in the `slot_*` models.
 //!
 //! The `slot_*` models drive a remote task's result slot (`RemoteSlot`, `DeliverOnDrop`) and the
 //! real `RemoteTask` against a stand-in for the kernel's side, so they can cover what a live kernel
@@ -238,7 +240,9 @@ fn loom_kernel_spawn_races_shutdown() {
                 assert!(!h2.is_closed(), "a call ran after its kernel closed");
                 async { 7 }
             });
-            match task.join_blocking() {
+            // Awaited, not `join_blocking`: curio-core's current-task hook is a std thread-local,
+            // which loom's threads share, so its blocking check could see the kernel's task.
+            match block_on(task) {
                 Ok(v) => assert_eq!(v, 7),
                 Err(e) => assert!(e.is_cancelled(), "{e}"),
             }
