@@ -2,7 +2,8 @@
 //! and a second kernel, with the kernel-local `Event` beside them, under random timeouts and
 //! cancellations, with exact conservation checks.
 //!
-//! Each case runs for a few milliseconds of real time (threads cannot use the virtual clock):
+//! Each case runs for 10 to 50 rounds of half a millisecond of real time (threads cannot use the
+//! virtual clock):
 //!
 //! - a `UniversalQueue` of a random bound takes items from a plain thread (`put_blocking` and
 //!   `put_timeout`), from tasks of the main kernel and from a task of a second kernel on its own
@@ -94,10 +95,14 @@ async fn maybe_timeout<T>(
     }
 }
 
-/// A task that puts ids `base..` until the storm stops.
+/// The most items one producer puts in a case: an unbounded queue must not grow faster than a
+/// loaded machine drains it at the end.
+const MAX_PUTS: u64 = 2000;
+
+/// A task that puts ids `base..` until the storm stops (at most [`MAX_PUTS`]).
 async fn producer(s: Arc<Shared>, base: u64, rng: Rc<Cell<u64>>, timeouts: Rc<Cell<usize>>) {
     let mut id = base;
-    while !s.stopped() {
+    while !s.stopped() && id < base + MAX_PUTS {
         if let Some(Ok(())) = maybe_timeout(&rng, &timeouts, s.q.put(id)).await {
             // Recorded in the turn the put completed: no cancellation point in between.
             s.record_put(id);
@@ -130,14 +135,16 @@ pub(crate) fn universal_case(seed: u64) -> Report {
         promise: UniversalPromise::new(),
         stop: AtomicBool::new(false),
     });
-    let storm = Duration::from_millis(5 + rng.below(20));
+    // The storm's length, in the canceller's rounds of half a millisecond: counted in rounds
+    // rather than wall time, so a loaded machine shortens no case to nothing.
+    let rounds = 10 + rng.below(40);
 
     // Plain threads: a producer, a consumer, and the setter of the events.
     let mut threads = Vec::new();
     let (s, mut r) = (shared.clone(), Rng(rng.next() | 1));
     threads.push(std::thread::spawn(move || {
         let mut id = 1 << 40;
-        while !s.stopped() {
+        while !s.stopped() && id < (1 << 40) + MAX_PUTS {
             let done = if r.below(2) == 0 {
                 s.q.put_blocking(id).map_err(|c| TryPutError::Closed(c.0))
             } else {
@@ -268,8 +275,7 @@ pub(crate) fn universal_case(seed: u64) -> Report {
             }
         });
         // The canceller.
-        let end = Instant::now() + storm;
-        while Instant::now() < end {
+        for _ in 0..rounds {
             sleep(Duration::from_micros(500)).await;
             let mut r = Rng(rng.get());
             let i = r.below(tasks.len() as u64 + waiters.len() as u64) as usize;
@@ -340,12 +346,18 @@ pub(crate) fn universal_case(seed: u64) -> Report {
     );
     drop(shared);
     assert_eq!(fd_count(), fds_before, "seed {seed}: descriptors left");
-    // Every thread was joined; only the thread of the case before may still be exiting.
-    assert!(
-        thread_count() <= threads_before,
-        "seed {seed}: {} threads left",
-        thread_count() - threads_before
-    );
+    // Every thread was joined, but a joined thread may linger in `/proc` for a moment (and the
+    // thread of the case before may still be exiting).
+    let deadline = Instant::now() + crate::LIMIT;
+    while thread_count() > threads_before {
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: {} threads left: {:?}",
+            thread_count() - threads_before,
+            crate::child::thread_names()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     Report {
         puts: ledger.put.len(),
         gets: ledger.got.len(),
@@ -361,6 +373,7 @@ fn universal_storm_conserves_everything() {
     if !in_child("storm_universal::universal_storm_conserves_everything", &[]) {
         return;
     }
+    crate::storm::quiet_planned_panics();
     let deadline = soak_deadline();
     let mut total = Report::default();
     let mut seed = 1;
@@ -374,6 +387,6 @@ fn universal_storm_conserves_everything() {
     }
     eprintln!("universal storm: {} cases, {total:?}", seed - 1);
     // The storm really stormed: items crossed, and timeouts and cancels happened.
-    assert!(total.puts > 500 && total.gets > 200, "{total:?}");
+    assert!(total.puts > 200 && total.gets > 100, "{total:?}");
     assert!(total.timeouts > 50 && total.cancels > 50, "{total:?}");
 }
