@@ -68,7 +68,7 @@ impl<'a> TaskInfo<'a> {
 
     /// Whether its cancellation was requested.
     pub fn is_cancelled(&self) -> bool {
-        self.h.cancel.requested.get()
+        self.h.cancel.requested()
     }
 
     /// Whether it is a daemon.

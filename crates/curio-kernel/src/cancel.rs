@@ -112,7 +112,7 @@ impl fmt::Display for NotInTask {
 impl std::error::Error for NotInTask {}
 
 fn reason(h: &Header) -> Option<CancelReason> {
-    if h.cancel.requested.get() {
+    if h.cancel.requested() {
         Some(CancelReason::Cancelled)
     } else if h.scopes.timed_out.get() > 0 {
         Some(CancelReason::TimedOut)
@@ -320,7 +320,7 @@ impl<F: Future> Future for Shield<F> {
         let this = self.project();
         if this.task.is_none() {
             let h = current_header().expect("curio::disable_cancellation polled outside a task");
-            h.cancel.shield.set(h.cancel.shield.get() + 1);
+            h.cancel.enter_shield();
             *this.task = Some(h.id);
         }
         let out = this.inner.poll(cx);
@@ -340,8 +340,8 @@ fn leave(id: TaskId) {
         with_core(|c| c.and_then(|c| c.tasks.borrow().get(id)))
     });
     if let Some(h) = h {
-        h.cancel.shield.set(h.cancel.shield.get().saturating_sub(1));
-        if h.cancel.shield.get() == 0 && h.cancel.requested.get() {
+        h.cancel.exit_shield();
+        if h.cancel.shields() == 0 && h.cancel.requested() {
             // The deferred cancellation is due: make sure the task gets its turn.
             h.wake();
         }

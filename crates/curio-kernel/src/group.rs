@@ -303,7 +303,7 @@ impl<T: 'static> GroupLink for Inner<T> {
         }
         // An owner being cancelled waits for its members: the last one wakes it.
         if let Some(owner) = &self.owner
-            && owner.cancel.requested.get()
+            && owner.cancel.requested()
         {
             owner.wake();
         }

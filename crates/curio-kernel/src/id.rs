@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// It also carries the task's slot in its kernel's registry, so a task is found by id in O(1)
 /// (`KernelHandle::cancel`); two ids are equal when their numbers are.
+// Packed to 4-byte alignment: 12 bytes instead of 16, so a task's header, which holds two ids'
+// worth of fields, fits a smaller allocation. Fields are only ever copied out, never borrowed.
 #[derive(Clone, Copy)]
+#[repr(C, packed(4))]
 pub struct TaskId {
     n: u64,
     /// The task's slot in its kernel's registry (`u32::MAX`: not known).
@@ -44,7 +47,7 @@ impl TaskId {
 
 impl PartialEq for TaskId {
     fn eq(&self, other: &Self) -> bool {
-        self.n == other.n
+        self.as_u64() == other.as_u64()
     }
 }
 
@@ -58,25 +61,25 @@ impl PartialOrd for TaskId {
 
 impl Ord for TaskId {
     fn cmp(&self, other: &Self) -> CmpOrdering {
-        self.n.cmp(&other.n)
+        self.as_u64().cmp(&other.as_u64())
     }
 }
 
 impl Hash for TaskId {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.n.hash(state);
+        self.as_u64().hash(state);
     }
 }
 
 impl fmt::Debug for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TaskId").field(&self.n).finish()
+        f.debug_tuple("TaskId").field(&self.as_u64()).finish()
     }
 }
 
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.n.fmt(f)
+        self.as_u64().fmt(f)
     }
 }
 

@@ -101,8 +101,8 @@ impl Builder {
             let core = core.expect("curio::spawn called outside a curio kernel");
             let name = match self.name {
                 Some(Cow::Borrowed(n)) => Name::Static(n),
-                Some(Cow::Owned(n)) => Name::Owned(n.into_boxed_str()),
-                None => Name::Type(std::any::type_name::<F>()),
+                Some(Cow::Owned(n)) => Name::Owned(Box::new(n.into_boxed_str())),
+                None => Name::of_type(std::any::type_name::<F>()),
             };
             let h = core.new_task(name, self.daemon, location);
             let h2 = h.clone();
@@ -215,7 +215,7 @@ impl<T> Task<T> {
     /// Whether cancellation was requested (Curio's `cancelled`), even if the task then finished
     /// normally inside a shield.
     pub fn is_cancelled(&self) -> bool {
-        self.header.cancel.requested.get()
+        self.header.cancel.requested()
     }
 
     /// Whether the task is a daemon.
@@ -414,7 +414,7 @@ impl TaskRef {
 
     /// Whether cancellation was requested.
     pub fn is_cancelled(&self) -> bool {
-        self.header.cancel.requested.get()
+        self.header.cancel.requested()
     }
 
     /// How many turns the task has had.

@@ -347,7 +347,7 @@ impl<F: Future> Future for Timeout<F> {
             scope.started = true;
             with_header(|h, _| {
                 let h = h.expect("curio timeout polled outside a curio task");
-                scope.depth = h.cancel.shield.get();
+                scope.depth = h.cancel.shields();
                 scope.seq = h.scopes.seq.get();
                 h.scopes.seq.set(scope.seq + 1);
             });
@@ -372,7 +372,7 @@ impl<F: Future> Future for Timeout<F> {
             let (Some(h), Some(time)) = (h, time) else {
                 return None;
             };
-            if h.cancel.requested.get() && scope.seq < h.scopes.cancel_seq.get() {
+            if h.cancel.requested() && scope.seq < h.scopes.cancel_seq.get() {
                 // Entered before the task was cancelled: never fires during its cleanup.
                 scope.disarmed = true;
                 scope.release(Some(h), Some(time));
@@ -434,7 +434,7 @@ impl<F: Future> Future for Timeout<F> {
                 // than an ancestor, its release wakes the task and this scope reports then.
                 return None;
             }
-            if h.cancel.shield.get() > scope.depth {
+            if h.cancel.shields() > scope.depth {
                 // A shield inside this scope is active: report at its end; tell it meanwhile.
                 if !scope.flagged {
                     scope.flagged = true;
