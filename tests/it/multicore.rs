@@ -227,6 +227,75 @@ fn a_single_acceptor_hands_connections_to_every_kernel() {
     serve_both_ways(Spread::SingleAcceptor);
 }
 
+/// A stop gives the clients of every kernel the grace period: requests in flight when it comes
+/// are answered, then the server returns. With one acceptor this holds because each kernel's
+/// clients belong to its own server (before, kernel 0 spawned them as detached tasks on the
+/// other kernels, and the stop cut them off mid-request).
+fn stop_lets_clients_finish(spread: Spread) {
+    let stop = ServerShutdown::new();
+    let options = ServerOptions::default()
+        .shutdown(&stop)
+        .grace_period(crate::LIMIT);
+    let listeners = match spread {
+        Spread::ReusePort => reuse_port_listeners("127.0.0.1:0".parse().unwrap(), 2).unwrap(),
+        _ => vec![std::net::TcpListener::bind("127.0.0.1:0").unwrap()],
+    };
+    let addr = listeners[0].local_addr().unwrap();
+    let started: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let s2 = started.clone();
+    // Each client's request takes 200 ms to answer.
+    let handler = move |c: TcpStream, _| {
+        let started = s2.clone();
+        async move {
+            let b = c.recv(1).await?;
+            started.lock().unwrap().push(kernel_index());
+            curio::sleep(Duration::from_millis(200)).await;
+            c.sendall(&b).await
+        }
+    };
+    let server = std::thread::spawn(move || {
+        let rt = MultiKernel::builder().kernels(2).build().unwrap();
+        tcp_server_multi_on(rt, listeners, options, handler)
+    });
+    let mut live: Vec<std::net::TcpStream> = (0..6)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(crate::LIMIT)).unwrap();
+            s.write_all(b"!").unwrap();
+            s
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + crate::LIMIT;
+    while started.lock().unwrap().len() < live.len() {
+        assert!(std::time::Instant::now() < deadline, "every request started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The requests are in flight on both kernels (round robin, or the OS spreading 6 clients).
+    if spread == Spread::SingleAcceptor {
+        assert_eq!(
+            started.lock().unwrap().iter().collect::<BTreeSet<_>>(),
+            BTreeSet::from([&0, &1])
+        );
+    }
+    stop.shutdown();
+    for s in &mut live {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).expect("the answer, within the grace period");
+        assert_eq!(&b, b"!");
+    }
+    server.join().unwrap().unwrap();
+}
+
+#[test]
+fn reuse_port_stop_lets_clients_finish() {
+    stop_lets_clients_finish(Spread::ReusePort);
+}
+
+#[test]
+fn a_single_acceptors_stop_lets_clients_finish() {
+    stop_lets_clients_finish(Spread::SingleAcceptor);
+}
+
 #[test]
 fn the_wrong_number_of_listeners_is_an_error() {
     let rt = MultiKernel::builder().kernels(2).build().unwrap();

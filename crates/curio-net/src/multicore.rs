@@ -7,7 +7,9 @@
 //!   `SO_REUSEPORT` to the same address, and the operating system spreads incoming connections
 //!   between them (Linux hashes each connection's addresses and ports).
 //! - [`Spread::SingleAcceptor`]: kernel 0 accepts every connection and hands them to the kernels
-//!   in turn, for systems where `SO_REUSEPORT` balances badly (few clients, one source address).
+//!   in turn, for systems where `SO_REUSEPORT` balances badly (few clients, one source address):
+//!   through a `UniversalQueue` per kernel, which that kernel's server accepts from, so its
+//!   clients belong to its server as they would with a listener of its own.
 //!
 //! `SO_REUSEPORT` pitfalls: every listener must bind the same concrete port, so a port of 0 is
 //! resolved once and reused ([`reuse_port_listeners`] does it); and closing one listener resets
@@ -26,7 +28,9 @@ use std::sync::{Arc, Mutex};
 
 use curio_kernel::{KernelFailed, MultiKernel};
 
-use crate::server::{ClientOutcome, ServerOptions, ServerShutdown, run_server_with};
+use curio_sync::UniversalQueue;
+
+use crate::server::{ClientOutcome, Listener, ServerOptions, ServerShutdown, run_server_with};
 use crate::tcp::{TcpListener, TcpStream, tcp_server_socket};
 
 /// How a multi-kernel server ([`tcp_server_multi`]) spreads connections over its kernels.
@@ -197,7 +201,31 @@ where
     }
 }
 
-/// Kernel 0 accepts on the one listener and hands each connection to the kernels in turn.
+/// The connections kernel 0 accepted for one kernel, waiting for that kernel's server.
+type HandOff = UniversalQueue<(std::net::TcpStream, SocketAddr)>;
+
+/// A kernel's end of the single acceptor: its server accepts from the queue kernel 0 fills, so
+/// its clients are its own server's, with the same grace period and cancellation as a
+/// listener's.
+struct HandOffListener(HandOff);
+
+impl Listener for HandOffListener {
+    type Stream = TcpStream;
+    type Addr = SocketAddr;
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (std, peer) = self
+            .0
+            .get()
+            .await
+            .map_err(|_| io::Error::other("the acceptor's hand-off queue was closed"))?;
+        Ok((TcpStream::from_std(std)?, peer))
+    }
+}
+
+/// Kernel 0 accepts on the one listener and hands each connection to the kernels in turn,
+/// through a queue per kernel; every kernel (kernel 0 too) serves its queue with
+/// [`run_server_with`], so a stop gives each kernel's clients the grace period and then cancels
+/// them together, as with a listener per kernel.
 fn single_acceptor<H, Fut>(
     rt: MultiKernel,
     listener: std::net::TcpListener,
@@ -211,7 +239,7 @@ where
     Fut::Output: ClientOutcome,
 {
     let slot = Arc::new(Mutex::new(Some(listener)));
-    let handles = rt.handles();
+    let queues: Arc<[HandOff]> = (0..rt.len()).map(|_| UniversalQueue::new(0)).collect();
     let next = Arc::new(AtomicUsize::new(0));
     rt.run(move |index| {
         let listener = if index == 0 {
@@ -219,37 +247,41 @@ where
         } else {
             None
         };
-        let (handler, options, handles, next) = (
+        let (handler, options, queues, next) = (
             handler.clone(),
             options.clone(),
-            handles.clone(),
+            queues.clone(),
             next.clone(),
         );
         let stopped = stop.clone();
         kernel_part(stop.clone(), user.clone(), async move {
+            let mine = HandOffListener(queues[index].clone());
             let Some(listener) = listener else {
-                // Only kernel 0 accepts; the others serve what it hands them until the stop.
-                stopped.wait().await;
-                return Ok(());
+                return run_server_with(mine, handler, options).await;
             };
+            // Kernel 0 also accepts: a server of its own on the listener, whose "clients" only
+            // pass each connection on (so accept errors are handled as any server's are).
             let dispatch = move |stream: TcpStream, peer: SocketAddr| {
-                let k = next.fetch_add(1, Ordering::Relaxed) % handles.len();
-                let handler = handler.clone();
-                // Off this kernel's reactor, onto the chosen kernel's, as a task there.
-                let std = stream.into_std();
-                drop(handles[k].spawn_with(move || async move {
-                    match TcpStream::from_std(std) {
-                        Ok(s) => {
-                            if let Some(msg) = handler(s, peer).await.failure() {
-                                eprintln!("curio: client {peer} failed: {msg}");
-                            }
-                        }
-                        Err(e) => eprintln!("curio: client {peer}: {e}"),
-                    }
-                }));
+                let k = next.fetch_add(1, Ordering::Relaxed) % queues.len();
+                // Off this kernel's reactor; the chosen kernel registers it with its own. The
+                // queue is unbounded, and closed by no one: the put cannot fail.
+                let _ = queues[k].try_put((stream.into_std(), peer));
                 async {}
             };
-            run_server_with(TcpListener::from_std(listener)?, dispatch, options).await
+            let acceptor = curio_kernel::spawn(run_server_with(
+                TcpListener::from_std(listener)?,
+                dispatch,
+                options.clone(),
+            ));
+            let served = run_server_with(mine, handler, options).await;
+            if served.is_err() {
+                stopped.shutdown();
+            }
+            let accepted = acceptor
+                .join()
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
+            served.and(accepted)
         })
     })
 }
