@@ -23,7 +23,9 @@
 //! demand, up to a limit: 64 by default, or `CURIO_MAX_WORKER_THREADS`, or the kernel builder's
 //! [`max_worker_threads`](WorkersBuilderExt::max_worker_threads). A thread that has had
 //! no work for the idle timeout (10 s by default,
-//! [`worker_idle_timeout`](WorkersBuilderExt::worker_idle_timeout)) exits.
+//! [`worker_idle_timeout`](WorkersBuilderExt::worker_idle_timeout)) exits. A thread that
+//! finished a job looks for the next one for up to 50 µs before it sleeps, so a task calling
+//! [`run_in_thread`] in a loop hands each job to a thread that is still awake.
 //! The pool's settings are this crate's own: [`WorkersBuilderExt`] stores them in the kernel
 //! builder as a [`PoolConfig`] extension, and the pool reads them back from the running kernel.
 //! Dropping the kernel stops and joins its idle threads; a thread still inside a call is detached
@@ -195,6 +197,9 @@ struct State {
     jobs: VecDeque<Job>,
     threads: usize,
     idle: usize,
+    /// Threads that finished a job and look for the next one for a moment before they sleep
+    /// (see [`SPIN`]): a job queued while enough of them look needs neither a wake nor a thread.
+    spinning: usize,
     shutdown: bool,
     next_id: usize,
     workers: Vec<Worker>,
@@ -267,6 +272,7 @@ impl ThreadPool {
                     jobs: VecDeque::new(),
                     threads: 0,
                     idle: 0,
+                    spinning: 0,
                     shutdown: false,
                     next_id: 0,
                     workers: Vec::new(),
@@ -321,6 +327,11 @@ impl ThreadPool {
             self.shared.cond.notify_one();
             return Ok(());
         }
+        // A thread that just finished a job is still looking: it takes this one (each looking
+        // thread takes one of the queued jobs).
+        if st.spinning >= st.jobs.len() {
+            return Ok(());
+        }
         if st.threads < self.shared.max {
             let id = st.next_id;
             st.next_id += 1;
@@ -359,10 +370,62 @@ fn contain(what: &str, f: impl FnOnce()) {
     }
 }
 
+/// How long a thread that finished a job looks for the next one before it sleeps on the
+/// condition variable.
+///
+/// A task that calls `run_in_thread` in a loop queues its next job a kernel wake-up after the
+/// last one finished (5–40 µs on a virtual machine): a thread that is still looking then takes
+/// it without the futex wake of the condition variable and the thread's own wake-up, which cost
+/// as much again. A thread that finds nothing has spent at most this long on a core.
+#[cfg(not(loom))]
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Whether a looking thread should stop looking: a job is queued, or the pool shuts down.
+fn work_or_shutdown(shared: &PoolShared) -> bool {
+    let st = sync::lock(&shared.state);
+    !st.jobs.is_empty() || st.shutdown
+}
+
+/// After a job: looks for the next one for up to [`SPIN`], checking the queue at growing
+/// intervals, and returns as soon as there is one (or the pool shuts down).
+#[cfg(not(loom))]
+fn look_for_work(shared: &PoolShared) {
+    let until = std::time::Instant::now() + SPIN;
+    let mut pause = 1u32;
+    loop {
+        for _ in 0..pause {
+            sync::spin_wait();
+        }
+        if work_or_shutdown(shared) || std::time::Instant::now() >= until {
+            return;
+        }
+        pause = (pause * 2).min(256);
+    }
+}
+
+/// Under loom: one pause and one look, which interleave with every queueing and keep the model
+/// small.
+#[cfg(loom)]
+fn look_for_work(shared: &PoolShared) {
+    sync::spin_wait();
+    let _ = work_or_shutdown(shared);
+}
+
 fn worker(shared: Arc<PoolShared>, id: usize, busy: Arc<AtomicBool>) {
     BUSY.with(|f| *f.borrow_mut() = Some(busy.clone()));
     let mut st = sync::lock(&shared.state);
+    // Whether the thread has just finished a job, and so looks for the next before it sleeps.
+    let mut ran = false;
     loop {
+        if ran && st.jobs.is_empty() && !st.shutdown {
+            ran = false;
+            st.spinning += 1;
+            drop(st);
+            look_for_work(&shared);
+            st = sync::lock(&shared.state);
+            st.spinning -= 1;
+            continue;
+        }
         if let Some(job) = st.jobs.pop_front() {
             // Set under the lock, so shutdown sees either an idle thread or a busy one.
             busy.store(true, Ordering::Release);
@@ -373,6 +436,7 @@ fn worker(shared: Arc<PoolShared>, id: usize, busy: Arc<AtomicBool>) {
             contain("a worker thread's job", job);
             busy.store(false, Ordering::Release);
             st = sync::lock(&shared.state);
+            ran = true;
             continue;
         }
         if st.shutdown {
