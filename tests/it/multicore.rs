@@ -267,7 +267,10 @@ fn stop_lets_clients_finish(spread: Spread) {
         .collect();
     let deadline = std::time::Instant::now() + crate::LIMIT;
     while started.lock().unwrap().len() < live.len() {
-        assert!(std::time::Instant::now() < deadline, "every request started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "every request started"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     // The requests are in flight on both kernels (round robin, or the OS spreading 6 clients).
@@ -280,7 +283,8 @@ fn stop_lets_clients_finish(spread: Spread) {
     stop.shutdown();
     for s in &mut live {
         let mut b = [0u8; 1];
-        s.read_exact(&mut b).expect("the answer, within the grace period");
+        s.read_exact(&mut b)
+            .expect("the answer, within the grace period");
         assert_eq!(&b, b"!");
     }
     server.join().unwrap().unwrap();
