@@ -113,9 +113,47 @@ impl Drop for EnterGuard {
     }
 }
 
+/// What a task's cell carries besides its future: its kernel (for [`schedule`]) and, with the
+/// `tracing` feature, its id.
+pub(crate) struct TaskMeta {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) trace: Meta,
+}
+
+/// The schedule function of every task.
+///
+/// A plain function, not a closure holding the kernel: async-task turns a by-value wake into a
+/// wake by reference plus a drop whenever the schedule function holds data, two atomic
+/// operations more on every wake; the kernel is found through the task's metadata instead.
+pub(crate) fn schedule(r: Runnable<TaskMeta>) {
+    crate::trace::wake(&r.metadata().trace);
+    let id = r.metadata().shared.id;
+    if let Some(Entry::Task(r)) = push_local(id, Entry::Task(r)) {
+        // Another thread's wake: the remote queue, through a handle of the task's own.
+        let shared = r.metadata().shared.clone();
+        shared.push_remote(Remote::Ready(Entry::Task(r)));
+    }
+}
+
+/// Pushes `entry` onto the ready queue of kernel `id` if this thread runs it; gives it back
+/// otherwise (or while thread-local storage is being torn down).
+fn push_local(id: u64, entry: Entry) -> Option<Entry> {
+    let mut entry = Some(entry);
+    let _ = CURRENT.try_with(|c| {
+        if let Ok(c) = c.try_borrow()
+            && let Some(core) = c.as_deref()
+            && core.shared.id == id
+            && let Some(e) = entry.take()
+        {
+            core.ready.borrow_mut().push_back(e);
+        }
+    });
+    entry
+}
+
 /// One entry of the ready queue.
 pub(crate) enum Entry {
-    Task(Runnable<Meta>),
+    Task(Runnable<TaskMeta>),
     /// The main future of `Kernel::run`, with the number of the run that owns it.
     Main(u64),
 }
@@ -153,27 +191,10 @@ impl Shared {
         }
     }
 
-    /// The schedule function of every task.
-    pub(crate) fn schedule(&self, r: Runnable<Meta>) {
-        crate::trace::wake(r.metadata());
-        self.wake(Entry::Task(r));
-    }
-
     /// Queues `entry` to run: a wake on the kernel's own thread pushes to the local ready queue;
     /// any other wake goes through the remote queue and the reactor's notifier.
     pub(crate) fn wake(&self, entry: Entry) {
-        let mut entry = Some(entry);
-        // If thread-local storage is being torn down, only the remote path is left.
-        let _ = CURRENT.try_with(|c| {
-            if let Ok(c) = c.try_borrow()
-                && let Some(core) = c.as_deref()
-                && core.shared.id == self.id
-                && let Some(e) = entry.take()
-            {
-                core.ready.borrow_mut().push_back(e);
-            }
-        });
-        if let Some(e) = entry {
+        if let Some(e) = push_local(self.id, entry) {
             self.push_remote(Remote::Ready(e));
         }
     }

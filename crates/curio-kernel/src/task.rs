@@ -125,14 +125,13 @@ impl Builder {
                     id,
                 }
             };
-            let shared = core.shared.clone();
-            #[allow(
-                clippy::unit_arg,
-                reason = "the metadata is the task id with the tracing feature, () without"
-            )]
+            let meta = crate::core::TaskMeta {
+                shared: core.shared.clone(),
+                trace: crate::trace::meta(h.id.as_u64()),
+            };
             let (runnable, task) = async_task::Builder::new()
-                .metadata(crate::trace::meta(h.id.as_u64()))
-                .spawn_local(move |_| wrapped, move |r| shared.schedule(r));
+                .metadata(meta)
+                .spawn_local(move |_| wrapped, crate::core::schedule);
             // On the kernel's own thread with its core in hand: straight onto the ready queue,
             // not through the wake path that other threads need.
             core.ready.borrow_mut().push_back(Entry::Task(runnable));
@@ -147,7 +146,8 @@ impl Builder {
 
 /// What async-task hands back for a task: its output, the error boxed so a small task's cell
 /// stays small.
-type TaskCell<T> = async_task::FallibleTask<Output<Result<T, Box<TaskError>>>, crate::trace::Meta>;
+type TaskCell<T> =
+    async_task::FallibleTask<Output<Result<T, Box<TaskError>>>, crate::core::TaskMeta>;
 
 /// A handle to a spawned task. Not `Clone` (use [`Task::task_ref`]); dropping it detaches the task.
 #[must_use = "dropping a Task detaches it; join, wait or cancel it, or drop it on purpose"]

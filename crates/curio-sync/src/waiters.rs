@@ -128,6 +128,7 @@ impl<S> WaitList<S> {
     }
 
     /// Removes waiter `key` and returns its entry.
+    #[inline]
     pub(crate) fn remove(&mut self, key: Key) -> Option<Entry<S>> {
         let s = self.slots.get_mut(key.slot as usize)?;
         if s.generation != key.generation {
@@ -140,11 +141,17 @@ impl<S> WaitList<S> {
             self.waiting -= 1;
         }
         if self.order.len() > 32 && self.order.len() > 2 * (self.slots.len() - self.free.len()) {
-            let slots = &self.slots;
-            self.order
-                .retain(|k| slots[k.slot as usize].generation == k.generation);
+            self.sweep();
         }
         Some(e)
+    }
+
+    /// Drops the stale records from the order (called when they outnumber the live ones).
+    #[cold]
+    fn sweep(&mut self) {
+        let slots = &self.slots;
+        self.order
+            .retain(|k| slots[k.slot as usize].generation == k.generation);
     }
 
     /// The first waiter not yet notified.
