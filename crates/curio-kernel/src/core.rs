@@ -10,8 +10,11 @@
 //! place when its marker comes up, with a header of its own so `current_task()` works in it; a flag
 //! in its waker (`MainWake`) keeps at most one marker in the queue.
 //!
-//! The schedule function that async-task calls must be `Send + Sync`, so `Shared::wake` checks,
-//! through the thread-local, whether the kernel runs on the calling thread.
+//! The schedule function that async-task calls must be `Send + Sync`, so it checks, through the
+//! thread-local, whether the task's kernel runs on the calling thread. It is a plain function
+//! (`schedule`) that finds the kernel in the task's metadata (`TaskMeta`): a schedule closure
+//! holding the kernel would make async-task wake by reference and drop the waker on every
+//! by-value wake.
 //! If it does, the runnable goes onto the local ready queue: no lock, no system call.
 //! If it does not, the runnable goes onto the remote queue (a `concurrent-queue`) and the kernel's
 //! `Unparker` wakes it; with the reactor as the parker, only a wake of a parked kernel writes its
