@@ -10,7 +10,9 @@
 //!   `QUEUE_GET`, `READ_WAIT`, ...), turns, and name;
 //! - `where ID`: where the task was spawned and the line of its current wait;
 //! - `parents ID`: the task and its ancestors;
-//! - `cancel ID` and `signal NAME`: only when enabled ([`MonitorBuilderExt::monitor_control`]);
+//! - `cancel ID` and `signal NAME`: only when enabled ([`MonitorBuilderExt::monitor_control`]):
+//!   `cancel` when the task's own kernel enabled it, `signal` (which reaches the whole process)
+//!   when every monitored kernel did;
 //! - `help`, `quit`.
 //!
 //! # Implementation

@@ -192,6 +192,7 @@ fn parents(kernels: &[Arc<Shared>], id: u64) -> String {
     out
 }
 
+/// Whether process-wide control commands (`signal`) are allowed: every kernel enabled control.
 fn controls_allowed(kernels: &[Arc<Shared>]) -> bool {
     !kernels.is_empty() && kernels.iter().all(|k| k.control.load(Ordering::Relaxed))
 }
@@ -199,13 +200,18 @@ fn controls_allowed(kernels: &[Arc<Shared>]) -> bool {
 const REFUSED: &str = "Refused: the monitor's control commands are off (enable them with \
                        `monitor_control(true)` on the kernel builder).\n";
 
+/// `cancel ID`: allowed when the kernel that runs the task enabled control (so one kernel's
+/// setting never opens another's tasks).
 fn cancel(kernels: &[Arc<Shared>], id: u64) -> String {
-    if !controls_allowed(kernels) {
+    if !kernels.iter().any(|k| k.control.load(Ordering::Relaxed)) {
         return REFUSED.to_owned();
     }
     for k in kernels {
         let table = k.lock();
         if let (Some(row), Some(handle)) = (table.tasks.get(&id), &table.kernel) {
+            if !k.control.load(Ordering::Relaxed) {
+                return REFUSED.to_owned();
+            }
             handle.cancel(row.id);
             return format!("Cancelling task {id}\n");
         }

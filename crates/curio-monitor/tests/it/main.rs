@@ -140,8 +140,11 @@ fn every_command_while_the_kernel_is_blocked() {
     let p = start_program(false);
     let mut s = Session::connect(p.addr);
     let ps = s.ask("ps");
+    // Other tests' kernels may share the process-wide server (under `cargo test`): then `ps`
+    // lists a section per kernel, and this test looks only at its own tasks' rows.
     assert!(
-        ps.starts_with("Task   State        Cycles     Timeout Sleep   Task"),
+        ps.lines()
+            .any(|l| l.starts_with("Task   State        Cycles     Timeout Sleep   Task")),
         "{ps}"
     );
     for (name, state) in [
@@ -214,7 +217,10 @@ fn every_command_while_the_kernel_is_blocked() {
     p.kernel.join().unwrap();
     // The kernel is gone: its tasks are no longer listed.
     let ps = other.ask("ps");
-    assert!(!ps.contains("sleeper"), "{ps}");
+    assert!(
+        !ps.lines().any(|l| l.starts_with(&format!("{sleeper:<6} "))),
+        "{ps}"
+    );
 }
 
 #[test]
@@ -230,6 +236,35 @@ fn cancel_really_cancels_when_enabled() {
     p.release.send(()).unwrap();
     assert_eq!(
         p.kernel.join().unwrap(),
+        Some(true),
+        "the sleeper was cancelled"
+    );
+}
+
+/// Two kernels on one server: `cancel` follows the setting of the task's own kernel, and
+/// `signal`, which reaches the whole process, needs every kernel's.
+#[test]
+fn cancel_follows_the_tasks_own_kernel() {
+    let off = start_program(false);
+    let on = start_program(true);
+    assert_eq!(off.addr, on.addr, "one monitor server per process");
+    let mut s = Session::connect(on.addr);
+    let theirs = id_of(&off, "sleeper");
+    assert!(
+        s.ask(&format!("cancel {theirs}")).starts_with("Refused"),
+        "a kernel without control keeps its tasks"
+    );
+    let mine = id_of(&on, "sleeper");
+    assert!(
+        s.ask(&format!("cancel {mine}"))
+            .starts_with(&format!("Cancelling task {mine}"))
+    );
+    assert!(s.ask("signal USR1").starts_with("Refused"));
+    off.release.send(()).unwrap();
+    on.release.send(()).unwrap();
+    assert_eq!(off.kernel.join().unwrap(), None);
+    assert_eq!(
+        on.kernel.join().unwrap(),
         Some(true),
         "the sleeper was cancelled"
     );
