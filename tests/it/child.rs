@@ -57,3 +57,34 @@ pub(crate) fn thread_names() -> Vec<String> {
         .map(|n| n.trim().to_owned())
         .collect()
 }
+
+/// Waits (up to [`LIMIT`](crate::LIMIT)) until this process has no more threads than `before`,
+/// and fails naming them if it still has: a joined or exiting thread may linger in the kernel's
+/// count for a moment, a leaked one does not leave.
+pub(crate) fn wait_for_threads(before: usize, what: &str) {
+    let deadline = std::time::Instant::now() + crate::LIMIT;
+    while thread_count() > before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {} threads left: {:?}",
+            thread_count() - before,
+            thread_names()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Lowers this process's soft descriptor limit to `n` (the hard limit stays): for tests that
+/// run out of descriptors on purpose, in a child process.
+pub(crate) fn limit_descriptors(n: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let hard = getrlimit(Resource::Nofile).maximum;
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(n),
+            maximum: hard,
+        },
+    )
+    .expect("setrlimit(RLIMIT_NOFILE)");
+}

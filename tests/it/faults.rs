@@ -341,16 +341,7 @@ fn emfile_in_accept_and_connect_is_an_error_then_recovers() {
     ) {
         return;
     }
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let hard = getrlimit(Resource::Nofile).maximum;
-    setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(64),
-            maximum: hard,
-        },
-    )
-    .unwrap();
+    crate::child::limit_descriptors(64);
     within_limit(|| {
         curio::run(async {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1352,16 +1352,7 @@ fn server_survives_emfile() {
     if !in_child("net::server_survives_emfile", &[]) {
         return;
     }
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let hard = getrlimit(Resource::Nofile).maximum;
-    setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(64),
-            maximum: hard,
-        },
-    )
-    .unwrap();
+    crate::child::limit_descriptors(64);
     curio::run(async {
         let sock = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = sock.local_addr().unwrap();

@@ -30,7 +30,7 @@ use curio::queue::{BaseQueue, Fifo, Lifo, Smallest, Storage};
 use curio::sync::{Condition, Lock, Semaphore};
 use curio::{Kernel, TaskGroup, TaskRef, Wait, sleep, spawn, task_local, timeout_after};
 
-use crate::child::{fd_count, in_child, thread_count};
+use crate::child::{fd_count, in_child, thread_count, wait_for_threads};
 use crate::stress::Rng;
 
 /// One item of the queue: a unique id, a priority, and whether its `Drop` panics.
@@ -423,16 +423,7 @@ fn run_case<S: Storage<Item> + 'static>(seed: u64, rng: Rng, maxsize: usize) -> 
     drop(kernel);
     assert_eq!(fd_count(), fds_before, "seed {seed}: descriptors left");
     // A worker thread inside a cancelled call is detached and exits when the call returns.
-    let deadline = std::time::Instant::now() + crate::LIMIT;
-    while thread_count() > threads_before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "seed {seed}: {} threads left: {:?}",
-            thread_count() - threads_before,
-            crate::child::thread_names()
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_threads(threads_before, &format!("seed {seed}"));
     Report {
         puts: ledger.put.len(),
         gets: ledger.got.len(),

@@ -30,7 +30,7 @@ use curio::queue::{GetTimeoutError, TryPutError, UniversalQueue};
 use curio::sync::{Event, UniversalEvent, UniversalPromise};
 use curio::{Kernel, Task, sleep, spawn, timeout_after, yield_now};
 
-use crate::child::{fd_count, in_child, thread_count};
+use crate::child::{fd_count, in_child, thread_count, wait_for_threads};
 use crate::storm::soak_deadline;
 use crate::stress::Rng;
 
@@ -346,18 +346,8 @@ pub(crate) fn universal_case(seed: u64) -> Report {
     );
     drop(shared);
     assert_eq!(fd_count(), fds_before, "seed {seed}: descriptors left");
-    // Every thread was joined, but a joined thread may linger in `/proc` for a moment (and the
-    // thread of the case before may still be exiting).
-    let deadline = Instant::now() + crate::LIMIT;
-    while thread_count() > threads_before {
-        assert!(
-            Instant::now() < deadline,
-            "seed {seed}: {} threads left: {:?}",
-            thread_count() - threads_before,
-            crate::child::thread_names()
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // Every thread was joined; the thread of the case before may still be exiting.
+    wait_for_threads(threads_before, &format!("seed {seed}"));
     Report {
         puts: ledger.put.len(),
         gets: ledger.got.len(),

@@ -214,31 +214,18 @@ fn soak(root: &Path, args: &[String]) -> ExitCode {
         },
         _ => return usage_error("`soak` takes `--secs N` and, after `--`, curio-soak's arguments"),
     };
-    let storms = Cargo::new(&[
-        "test",
-        "--release",
-        "-p",
-        "curio-rt",
-        "--test",
-        "it",
-        "storm",
-    ])
-    .env("CURIO_STORM_SECS", &secs.to_string());
+    // The facade's test binary, which holds both storms.
+    let facade_tests = ["test", "--release", "-p", "curio-rt", "--test", "it"];
+    let storms = Cargo::new(&facade_tests)
+        .args(["storm"])
+        .env("CURIO_STORM_SECS", &secs.to_string());
     let soak = Cargo::new(&["run", "--release", "-p", SOAK_CRATE, "--"])
         .args(["--secs", &secs.to_string()])
         .args(forwarded);
     // Build both first, so neither run's clock starts during a build.
     let builds = [
         Cargo::new(&["build", "--release", "-p", SOAK_CRATE]),
-        Cargo::new(&[
-            "test",
-            "--release",
-            "-p",
-            "curio-rt",
-            "--test",
-            "it",
-            "--no-run",
-        ]),
+        Cargo::new(&facade_tests).args(["--no-run"]),
     ];
     for build in &builds {
         if let Err(message) = build.run(root) {
