@@ -341,6 +341,20 @@ fn a_failing_kernel_server_stops_every_kernel() {
     let listeners = reuse_port_listeners("127.0.0.1:0".parse().unwrap(), 2).unwrap();
     // A listening socket shut down for reading fails `accept` with EINVAL: a fatal accept error.
     rustix::net::shutdown(&listeners[1], rustix::net::Shutdown::Read).unwrap();
+    failing_server_returns_its_error(listeners);
+}
+
+/// The single acceptor failing stops the kernels serving what it handed them (they waited on
+/// their queues for ever before).
+#[test]
+fn a_failing_single_acceptor_stops_every_kernel() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    rustix::net::shutdown(&listener, rustix::net::Shutdown::Read).unwrap();
+    failing_server_returns_its_error(vec![listener]);
+}
+
+/// Serves `listeners` on two kernels and checks that the server returns accept's EINVAL.
+fn failing_server_returns_its_error(listeners: Vec<std::net::TcpListener>) {
     let rt = MultiKernel::builder().kernels(2).build().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -218,7 +218,8 @@ impl Listener for HandOffListener {
             .get()
             .await
             .map_err(|_| io::Error::other("the acceptor's hand-off queue was closed"))?;
-        Ok((TcpStream::from_std(std)?, peer))
+        // `into_std` left it non-blocking: only the registration with this kernel is new.
+        Ok((TcpStream::from_nonblocking(std), peer))
     }
 }
 
@@ -268,10 +269,12 @@ where
                 let _ = queues[k].try_put((stream.into_std(), peer));
                 async {}
             };
-            let acceptor = curio_kernel::spawn(run_server_with(
-                TcpListener::from_std(listener)?,
-                dispatch,
-                options.clone(),
+            // A failing acceptor stops every kernel's server (which would wait for ever on its
+            // queue otherwise), as a failing server does.
+            let acceptor = curio_kernel::spawn(kernel_part(
+                stopped.clone(),
+                None,
+                run_server_with(TcpListener::from_std(listener)?, dispatch, options.clone()),
             ));
             let served = run_server_with(mine, handler, options).await;
             if served.is_err() {

@@ -276,10 +276,16 @@ impl Drop for ShutdownWait<'_> {
     }
 }
 
-/// Runs `fut` until it completes (`Some`) or `stop` is triggered (`None`).
-async fn until_shutdown<F: Future>(stop: Option<&ServerShutdown>, fut: F) -> Option<F::Output> {
+/// Runs `fut` until it completes (`Some`) or the shutdown wait `stopped` does (`None`).
+///
+/// The wait is made once per server and polled here for every accept, so an accept costs no
+/// registration with the shutdown handle.
+async fn until_shutdown<S, F>(mut stopped: Pin<&mut Option<S>>, fut: F) -> Option<F::Output>
+where
+    S: Future<Output = ()>,
+    F: Future,
+{
     let mut fut = pin!(fut);
-    let mut stopped = pin!(stop.map(ServerShutdown::wait));
     poll_fn(|cx| {
         if let Some(s) = stopped.as_mut().as_pin_mut()
             && s.poll(cx).is_ready()
@@ -434,8 +440,9 @@ where
 {
     let clients: TaskGroup<()> = TaskGroup::new(Wait::None);
     let stop = options.shutdown.as_ref();
+    let mut stopped = pin!(stop.map(ServerShutdown::wait));
     loop {
-        let Some(accepted) = until_shutdown(stop, listener.accept()).await else {
+        let Some(accepted) = until_shutdown(stopped.as_mut(), listener.accept()).await else {
             break;
         };
         let (stream, peer) = match accepted {
@@ -446,9 +453,12 @@ where
                         "curio: server: accept failed ({e}); retrying in {:?}",
                         options.accept_backoff
                     );
-                    if until_shutdown(stop, curio_kernel::sleep(options.accept_backoff))
-                        .await
-                        .is_none()
+                    if until_shutdown(
+                        stopped.as_mut(),
+                        curio_kernel::sleep(options.accept_backoff),
+                    )
+                    .await
+                    .is_none()
                     {
                         break;
                     }
