@@ -369,3 +369,29 @@ fn run_server_survives_transient_accept_errors() {
     assert_eq!(result.0, b"ping");
     assert_eq!(result.1, Some(Errno::BADF.raw_os_error()));
 }
+
+/// A task whose cancellation is requested in its first turn, after it dropped a group whose
+/// shielded member lives on, waits for that member and then ends. Its header had kept no
+/// waker yet (it had never suspended), so the wait registered none, and only the task's own
+/// hour-long sleep woke it.
+#[test]
+fn a_task_cancelled_in_its_first_turn_waits_for_its_orphans_and_ends() {
+    vrun(async {
+        let start = curio::clock();
+        let owner = spawn(async {
+            let g: curio::TaskGroup<()> = curio::TaskGroup::new(curio::Wait::All);
+            g.spawn(curio::disable_cancellation(curio::sleep(crate::ms(10))));
+            // The member is shielded: dropping the group leaves it running, an orphan.
+            drop(g);
+            curio::current_task().cancel_nowait();
+            curio::sleep(crate::secs(3600.0)).await;
+        });
+        crate::bounded("the owner", owner.wait()).await;
+        assert!(owner.is_cancelled());
+        let took = curio::clock() - start;
+        assert!(
+            took < crate::secs(1.0),
+            "ended by the orphan's end, not its own sleep: {took:?}"
+        );
+    });
+}

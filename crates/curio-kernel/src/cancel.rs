@@ -341,7 +341,7 @@ fn leave(id: TaskId) {
     });
     if let Some(h) = h {
         h.cancel.exit_shield();
-        if h.cancel.shields() == 0 && h.cancel.requested() {
+        if h.cancel.due() {
             // The deferred cancellation is due: make sure the task gets its turn.
             h.wake();
         }

@@ -349,8 +349,9 @@ impl Core {
         };
         let mut t = self.tasks.borrow_mut();
         t.slots[slot as usize] = Some(h.clone());
+        // Only this thread writes the count: a store, not a locked read-modify-write.
+        self.shared.live.store(t.len(), Ordering::Relaxed);
         drop(t);
-        self.shared.live.fetch_add(1, Ordering::Relaxed);
         self.hook(&h, |a, t| a.created(t));
         h
     }
@@ -395,7 +396,7 @@ impl Core {
             let slot = h.id.slot();
             let removed = t.slots[slot as usize].take();
             t.free.push(slot);
-            self.shared.live.fetch_sub(1, Ordering::Relaxed);
+            self.shared.live.store(t.len(), Ordering::Relaxed);
             removed
         };
         // The registry's reference is dropped with the registry released.

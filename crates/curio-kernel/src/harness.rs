@@ -104,17 +104,16 @@ pub(crate) fn poll_task<F: Future>(
             }
             Err(payload) => {
                 drop_future(h, slot.as_mut());
+                let msg = panic_message(&*payload);
                 eprintln!(
-                    "curio: task {} ({}, spawned at {}:{}) panicked: {}",
+                    "curio: task {} ({}, spawned at {}:{}) panicked: {msg}",
                     h.id,
                     h.name.as_str(),
                     h.location.file(),
                     h.location.line(),
-                    panic_message(&*payload)
                 );
                 core.hook(h, |a, t| a.suspended(t));
                 terminate(h, core);
-                let msg = panic_message(&*payload);
                 core.hook(h, |a, t| a.terminated(t, Ended::Panicked(msg)));
                 return Poll::Ready(Err(h.error(ErrorKind::Panic(payload))));
             }
@@ -123,7 +122,7 @@ pub(crate) fn poll_task<F: Future>(
     // Cancellation cascades through the groups this task owns, innermost first: their members
     // are cancelled and waited for (the last one to finish wakes this task) before the owner's
     // future is dropped.
-    if h.cascade() {
+    if h.cascade(cx.waker()) {
         suspend(h, cx);
         core.hook(h, |a, t| a.suspended(t));
         return Poll::Pending;

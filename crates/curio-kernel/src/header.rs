@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::rc::{Rc, Weak};
-use std::task::Waker;
+use std::task::{Poll, Waker};
 
 use curio_core::WaitSite;
 
@@ -242,19 +242,21 @@ impl Header {
     }
 
     /// Cancels the members of the innermost owned group that still has live members; `true`
-    /// while any group member is still alive (the owner must wait for it).
-    pub(crate) fn cascade(&self) -> bool {
-        let orphans_alive = self.ext.borrow_mut().as_mut().is_some_and(|e| {
-            e.orphans.retain(|h| !h.is_terminated());
-            !e.orphans.is_empty()
-        });
-        if orphans_alive {
-            // Their groups are gone, so nothing else tells this task when they end.
-            let waker = self.waker();
-            if let Some(w) = waker {
-                wait_for_orphans(self, &w);
+    /// while any group member is still alive (the owner must wait for it, woken by `waker`).
+    pub(crate) fn cascade(&self, waker: &Waker) -> bool {
+        // The orphans' groups are gone, so nothing else tells this task when they end. (The
+        // waker kept in the header would not do: a task cancelled in its first turn has none.)
+        let orphans = self
+            .ext
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.orphans));
+        if let Some(mut orphans) = orphans {
+            let waiting = poll_terminated(&mut orphans, waker).is_pending();
+            self.ext_mut().orphans = orphans;
+            if waiting {
+                return true;
             }
-            return true;
         }
         let groups: Vec<_> = self
             .with_ext(|e| e.group.owned.iter().rev().cloned().collect())
@@ -316,12 +318,17 @@ impl Header {
     }
 }
 
-/// Makes `waker` wake when each of `owner`'s live orphans terminates.
-fn wait_for_orphans(owner: &Header, waker: &Waker) {
-    let orphans: Vec<Rc<Header>> = owner.with_ext(|e| e.orphans.clone()).unwrap_or_default();
-    for o in orphans {
-        add_termination_waiter(&o, waker);
+/// Drops the terminated tasks from `tasks`; `Ready` when none is left, otherwise makes `waker`
+/// wake when each of the rest terminates.
+pub(crate) fn poll_terminated(tasks: &mut Vec<Rc<Header>>, waker: &Waker) -> Poll<()> {
+    tasks.retain(|h| !h.is_terminated());
+    if tasks.is_empty() {
+        return Poll::Ready(());
     }
+    for h in tasks.iter() {
+        add_termination_waiter(h, waker);
+    }
+    Poll::Pending
 }
 
 /// Makes `waker` wake when `h` terminates (at once if it has).

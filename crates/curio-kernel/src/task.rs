@@ -358,10 +358,7 @@ fn wait_terminated(h: &Rc<Header>) -> impl Future<Output = ()> + '_ {
             check_kernel(h);
             checked = true;
         }
-        let mut e = h.ext_mut();
-        if !e.waiters.iter().any(|x| x.will_wake(cx.waker())) {
-            e.waiters.push(cx.waker().clone());
-        }
+        crate::header::add_termination_waiter(h, cx.waker());
         Poll::Pending
     })
 }

@@ -51,7 +51,7 @@ pub(crate) mod state;
 use crate::core::with_core;
 use std::rc::Rc;
 
-use crate::header::{Header, add_termination_waiter};
+use crate::header::{Header, poll_terminated};
 use crate::timeout::state::ArmedScope;
 
 /// A timeout expired: the deadline of the scope that reports it.
@@ -340,7 +340,8 @@ impl<F: Future> Future for Timeout<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let Some(deadline) = *this.expired {
-            return poll_orphans(this.orphans, cx).map(|()| Err(TaskTimeout { deadline }));
+            return poll_terminated(this.orphans, cx.waker())
+                .map(|()| Err(TaskTimeout { deadline }));
         }
         let scope = &mut *this.scope;
         if !scope.started {
@@ -459,21 +460,9 @@ impl<F: Future> Future for Timeout<F> {
                     *this.orphans = h.take_orphans_since(mark);
                 }
                 *this.expired = Some(deadline);
-                poll_orphans(this.orphans, cx).map(|()| Err(TaskTimeout { deadline }))
+                poll_terminated(this.orphans, cx.waker()).map(|()| Err(TaskTimeout { deadline }))
             }
             None => Poll::Pending,
         }
     }
-}
-
-/// Waits until every task in `orphans` has terminated.
-fn poll_orphans(orphans: &mut Vec<Rc<Header>>, cx: &Context<'_>) -> Poll<()> {
-    orphans.retain(|h| !h.is_terminated());
-    if orphans.is_empty() {
-        return Poll::Ready(());
-    }
-    for h in orphans.iter() {
-        add_termination_waiter(h, cx.waker());
-    }
-    Poll::Pending
 }
