@@ -75,12 +75,14 @@
 mod budget;
 mod extensions;
 mod park;
+mod spin;
 mod task;
 mod wait;
 
 pub use crate::budget::{BUDGET_PER_TURN, consume_budget, poll_budget, reset_budget};
 pub use crate::extensions::Extensions;
 pub use crate::park::{Park, ParkEnter, Unpark, Unparker};
+pub use crate::spin::spin_until;
 pub use crate::task::{TaskScope, current_task_id, forbid_blocking};
 pub use crate::wait::{AtSite, WaitKind, WaitSite, at_site, take_wait_site, waiting};
 

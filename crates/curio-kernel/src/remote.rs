@@ -281,17 +281,10 @@ impl<T> RemoteSlot<T> {
         }
     }
 
-    /// Polls for the delivery for up to [`SPIN`], at growing intervals.
+    /// Polls for the delivery for up to [`SPIN`].
     #[cfg(not(loom))]
     fn spin_until_delivered(&self) {
-        let until = std::time::Instant::now() + SPIN;
-        let mut pause = 1u32;
-        while !self.delivered.load(Ordering::Acquire) && std::time::Instant::now() < until {
-            for _ in 0..pause {
-                std::hint::spin_loop();
-            }
-            pause = (pause * 2).min(256);
-        }
+        curio_core::spin_until(SPIN, || self.delivered.load(Ordering::Acquire));
     }
 
     /// Under loom: one look, so the model still reaches the condition variable's wait.

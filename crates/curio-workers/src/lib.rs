@@ -386,28 +386,18 @@ fn work_or_shutdown(shared: &PoolShared) -> bool {
     !st.jobs.is_empty() || st.shutdown
 }
 
-/// After a job: looks for the next one for up to [`SPIN`], checking the queue at growing
-/// intervals, and returns as soon as there is one (or the pool shuts down).
+/// After a job: looks for the next one for up to [`SPIN`], and returns as soon as there is one
+/// (or the pool shuts down).
 #[cfg(not(loom))]
 fn look_for_work(shared: &PoolShared) {
-    let until = std::time::Instant::now() + SPIN;
-    let mut pause = 1u32;
-    loop {
-        for _ in 0..pause {
-            sync::spin_wait();
-        }
-        if work_or_shutdown(shared) || std::time::Instant::now() >= until {
-            return;
-        }
-        pause = (pause * 2).min(256);
-    }
+    curio_core::spin_until(SPIN, || work_or_shutdown(shared));
 }
 
 /// Under loom: one pause and one look, which interleave with every queueing and keep the model
 /// small.
 #[cfg(loom)]
 fn look_for_work(shared: &PoolShared) {
-    sync::spin_wait();
+    loom::thread::yield_now();
     let _ = work_or_shutdown(shared);
 }
 

@@ -24,12 +24,3 @@ pub(crate) use std::thread::{Builder, JoinHandle};
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-/// One pause of a thread that polls for work: a spin hint, or under loom a yield, so the model
-/// runs the other threads.
-pub(crate) fn spin_wait() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    std::hint::spin_loop();
-}
