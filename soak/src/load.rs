@@ -294,7 +294,7 @@ async fn slot(plan: Rc<Plan>, counts: Rc<Counts>, i: usize, connector: Option<Tl
     let mut rng = Rng::new(i as u64 + 1);
     let mut buf = vec![0; MAX_MESSAGE];
     // Spread the first connects over the ramp, so the listen backlog is not flooded at once.
-    let ramp = Duration::from_secs(plan.secs.min(60)) / 10;
+    let ramp = Duration::from_secs(crate::ramp_secs(plan.secs));
     sleep(ramp.mul_f64(i as f64 / plan.conns as f64)).await;
     let deadline = Instant::now() + Duration::from_secs(plan.secs).saturating_sub(ramp);
     let tls = plan.tls_every > 0 && i.is_multiple_of(plan.tls_every);

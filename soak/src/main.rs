@@ -104,6 +104,12 @@ where
     }
 }
 
+/// The load's ramp for a run of `secs`: a tenth of the run, at most 6 s, in whole seconds. The
+/// load generator spreads its first connects over it; the curves are judged after it.
+pub(crate) fn ramp_secs(secs: u64) -> u64 {
+    secs.min(60).div_ceil(10)
+}
+
 /// Raises the soft descriptor limit to the hard one (20,000 on the project's machines).
 pub(crate) fn raise_descriptor_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
@@ -194,9 +200,9 @@ fn soak(args: &[String]) -> Result<bool, String> {
         return Err("--secs must be at least 20: the curves need samples after the warm-up".into());
     }
     raise_descriptor_limit();
-    // The load's ramp: a tenth of the run, at most 6 s (see `load.rs`). The curves are judged
-    // from the end of the ramp plus a tenth of the run to settle, until the first slot stops.
-    let ramp = secs.min(60).div_ceil(10);
+    // The curves are judged from the end of the ramp plus a tenth of the run to settle, until
+    // the first slot stops.
+    let ramp = ramp_secs(secs);
     let warmup = ramp + secs / 10;
     let steady_end = secs - ramp;
     let mut table = Table::default();

@@ -44,7 +44,7 @@ pub(crate) const BENCH_CRATE: &str = "curio-bench";
 ///
 /// A crate listed here builds under `--cfg loom` and has `#[cfg(loom)]` tests in its library
 /// whose names contain `loom`.
-const LOOM_CRATES: &[&str] = &[
+pub(crate) const LOOM_CRATES: &[&str] = &[
     "curio-reactor",
     "curio-sync",
     "curio-kernel",

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cmd::Cargo;
-use crate::{BENCH_CRATE, SOAK_CRATE, has_bench_crate, tidy};
+use crate::{BENCH_CRATE, LOOM_CRATES, SOAK_CRATE, has_bench_crate, tidy};
 
 /// What a step runs.
 enum Action {
@@ -145,25 +145,21 @@ fn steps(root: &Path, forwarded: &[String]) -> Vec<Step> {
             // `cargo xtask loom` runs them deeper.
             name: "loom (short)",
             action: Action::Cargo(
-                Cargo::new(&[
-                    "test",
-                    "--release",
-                    "-p",
-                    "curio-sync",
-                    "-p",
-                    "curio-reactor",
-                    "-p",
-                    "curio-kernel",
-                    "-p",
-                    "curio-workers",
-                    "--features",
-                    "curio-sync/loom,curio-reactor/loom,curio-kernel/loom,curio-workers/loom",
-                    "--lib",
-                    "loom",
-                ])
-                .env("RUSTFLAGS", "--cfg loom")
-                .env("LOOM_MAX_PREEMPTIONS", "2")
-                .env("CARGO_TARGET_DIR", "target/loom"),
+                Cargo::new(&["test", "--release"])
+                    .args(LOOM_CRATES.iter().flat_map(|name| ["-p", name]))
+                    .args([
+                        "--features",
+                        &LOOM_CRATES
+                            .iter()
+                            .map(|name| format!("{name}/loom"))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        "--lib",
+                        "loom",
+                    ])
+                    .env("RUSTFLAGS", "--cfg loom")
+                    .env("LOOM_MAX_PREEMPTIONS", "2")
+                    .env("CARGO_TARGET_DIR", "target/loom"),
             ),
         },
         Step {
