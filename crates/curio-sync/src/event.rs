@@ -7,7 +7,6 @@ use curio_core::WaitKind;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -34,7 +33,6 @@ use crate::waiters::{Key, WaitList};
 #[derive(Default, Clone)]
 pub struct Event {
     st: Rc<RefCell<State>>,
-    _local: PhantomData<*const ()>,
 }
 
 #[derive(Default)]

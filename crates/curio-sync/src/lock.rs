@@ -4,7 +4,6 @@ use curio_core::{WaitKind, at_site};
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::rc::Rc;
 
 use std::num::NonZeroU64;
@@ -35,7 +34,6 @@ use crate::gate::Gate;
 #[derive(Clone)]
 pub struct Lock {
     gate: Gate,
-    _local: PhantomData<*const ()>,
 }
 
 impl fmt::Debug for Lock {
@@ -55,10 +53,7 @@ impl Default for Lock {
 impl Lock {
     /// An unlocked lock.
     pub fn new() -> Lock {
-        Lock {
-            gate: Gate::new(1),
-            _local: PhantomData,
-        }
+        Lock { gate: Gate::new(1) }
     }
 
     /// Whether the lock is held.
@@ -135,7 +130,6 @@ impl Drop for LockGuard<'_> {
 pub struct RLock {
     gate: Gate,
     st: Rc<RLockState>,
-    _local: PhantomData<*const ()>,
 }
 
 /// The owner and depth of an [`RLock`], shared by its clones.
@@ -174,7 +168,6 @@ impl RLock {
                 owner: Cell::new(None),
                 count: Cell::new(0),
             }),
-            _local: PhantomData,
         }
     }
 

@@ -6,7 +6,6 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -221,7 +220,6 @@ impl<T, S: Storage<T>> State<T, S> {
 /// ```
 pub struct BaseQueue<T, S: Storage<T>> {
     st: Rc<RefCell<State<T, S>>>,
-    _local: PhantomData<*const ()>,
 }
 
 /// A clone is another handle to the same queue (as with the Universal types).
@@ -229,7 +227,6 @@ impl<T, S: Storage<T>> Clone for BaseQueue<T, S> {
     fn clone(&self) -> Self {
         BaseQueue {
             st: self.st.clone(),
-            _local: PhantomData,
         }
     }
 }
@@ -295,7 +292,6 @@ impl<T, S: Storage<T>> BaseQueue<T, S> {
                 reserved: 0,
                 closed: false,
             })),
-            _local: PhantomData,
         }
     }
 

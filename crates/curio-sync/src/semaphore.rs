@@ -3,7 +3,6 @@
 use curio_core::{WaitKind, at_site};
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 
 use crate::error::SyncError;
 use crate::gate::Gate;
@@ -32,7 +31,6 @@ use crate::gate::Gate;
 pub struct Semaphore {
     gate: Gate,
     bound: Option<usize>,
-    _local: PhantomData<*const ()>,
 }
 
 impl fmt::Debug for Semaphore {
@@ -50,7 +48,6 @@ impl Semaphore {
         Semaphore {
             gate: Gate::new(permits),
             bound: None,
-            _local: PhantomData,
         }
     }
 

@@ -414,7 +414,7 @@ impl<T> UniversalQueue<T> {
     /// # Panics
     ///
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
-    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// task on it (for ever, if one of them must act first). Release builds print a warning once instead.
     /// Tasks await the async form.
     ///
     /// # Errors
@@ -442,7 +442,7 @@ impl<T> UniversalQueue<T> {
     /// # Panics
     ///
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
-    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// task on it (for ever, if one of them must act first). Release builds print a warning once instead.
     /// Tasks await the async form.
     #[track_caller]
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), TryPutError<T>> {
@@ -471,7 +471,7 @@ impl<T> UniversalQueue<T> {
     /// # Panics
     ///
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
-    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// task on it (for ever, if one of them must act first). Release builds print a warning once instead.
     /// Tasks await the async form.
     ///
     /// # Errors
@@ -497,7 +497,7 @@ impl<T> UniversalQueue<T> {
     /// # Panics
     ///
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
-    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// task on it (for ever, if one of them must act first). Release builds print a warning once instead.
     /// Tasks await the async form.
     #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
@@ -545,7 +545,6 @@ impl<T> UniversalQueue<T> {
         Ok(())
     }
 
-    /// Takes back the count of a put that did not go in.
     /// Takes back the count of a put that failed. An extra `task_done` may have taken that
     /// count meanwhile (it is the caller's error, reported as success then): the count stays at
     /// zero rather than wrapping, which would make `join` wait for ever.
@@ -582,7 +581,7 @@ impl<T> UniversalQueue<T> {
     /// # Panics
     ///
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
-    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// task on it (for ever, if one of them must act first). Release builds print a warning once instead.
     /// Tasks await the async form.
     #[track_caller]
     pub fn join_blocking(&self) {
@@ -693,7 +692,7 @@ impl UniversalEvent {
     /// # Panics
     ///
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
-    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// task on it (for ever, if one of them must act first). Release builds print a warning once instead.
     /// Tasks await the async form.
     #[track_caller]
     pub fn wait_blocking(&self) {
@@ -710,7 +709,7 @@ impl UniversalEvent {
     /// # Panics
     ///
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
-    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// task on it (for ever, if one of them must act first). Release builds print a warning once instead.
     /// Tasks await the async form.
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitTimeout> {
@@ -833,7 +832,7 @@ impl<T: Clone> UniversalPromise<T> {
     /// # Panics
     ///
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
-    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// task on it (for ever, if one of them must act first). Release builds print a warning once instead.
     /// Tasks await the async form.
     #[track_caller]
     pub fn get_blocking(&self) -> T {
@@ -853,7 +852,7 @@ impl<T: Clone> UniversalPromise<T> {
     /// # Panics
     ///
     /// Called inside a curio task, in a debug build: it would block the kernel's thread and every
-    /// task on it (with a full queue, for ever). Release builds print a warning once instead.
+    /// task on it (for ever, if one of them must act first). Release builds print a warning once instead.
     /// Tasks await the async form.
     #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, WaitTimeout> {
@@ -870,6 +869,6 @@ impl<T: Clone> UniversalPromise<T> {
 #[track_caller]
 fn forbid_in_task() {
     curio_core::forbid_blocking(
-        "a blocking call (a full queue would deadlock; await the async form instead)",
+        "a blocking call (it would deadlock if a task must act first; await the async form instead)",
     );
 }
